@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+EXTRAS := test,synth,pnr,cosim,bench
+
+.PHONY: setup run test test-fast bench clean
+
+setup: $(STAMP)
+
+# The stamp re-runs the install whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	@command -v iverilog >/dev/null || { echo "installing Debian's iverilog"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; }
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m gen --ranks 4:6,2:4 --force
+
+# -n 2: the suite is sized for two cores; pnr runs once on a small design.
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=15
+
+bench: $(STAMP)
+	$(PY) -m bench all
+
+clean:
+	rm -rf build .pytest_cache .hypothesis
