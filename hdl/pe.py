@@ -1,0 +1,154 @@
+"""The processing element: rank-by-rank operand selection, prod(G) MACs, accumulator."""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Shape, Signal, Value
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hss import Pattern
+
+from .config import value_shape
+from .layouts import act_group_layout, group_layout
+from .selector import GHSelector
+
+__all__ = ["PE", "Multipliers", "ReduceAccumulate", "PE_LATENCY"]
+
+#: Cycles from a step's inputs (sampled with ``valid`` and ``en``) to its ``sum``:
+#: one register after selection, one after the multipliers.
+PE_LATENCY = 2
+
+
+class Multipliers(wiring.Component):
+    """``n`` independent multipliers, combinational: ``p[i] = a[i] * b[i]``."""
+
+    def __init__(self, n: int, width: int, is_signed: bool):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, not {n!r}")
+        operand = value_shape(width, is_signed)
+        super().__init__({
+            "a": In(data.ArrayLayout(operand, n)),
+            "b": In(data.ArrayLayout(operand, n)),
+            "p": Out(data.ArrayLayout(value_shape(2 * width, is_signed), n)),
+        })
+        self.n = n
+
+    def elaborate(self, platform):
+        m = Module()
+        for i in range(self.n):
+            m.d.comb += self.p[i].eq(self.a[i] * self.b[i])
+        return m
+
+
+class ReduceAccumulate(wiring.Component):
+    """A balanced adder tree over the products, and the accumulator behind it.
+
+    ``sum = partial`` on the first step of a tile, else ``acc + partial``; the accumulator
+    takes ``sum`` on every enabled valid step. ``sum`` is combinational, so the array can
+    capture a finished tile in the cycle its last step arrives.
+    """
+
+    def __init__(self, n: int, product_shape, acc_shape):
+        self.n = n
+        self.acc_shape = Shape.cast(acc_shape)
+        super().__init__({
+            "products": In(data.ArrayLayout(product_shape, n)),
+            "en": In(1), "valid": In(1), "first": In(1),
+            "partial": Out(self.acc_shape),
+            "sum": Out(self.acc_shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        level = [self.products[i] for i in range(self.n)]
+        while len(level) > 1:  # widths grow one bit per level: the tree cannot overflow
+            level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
+                     for i in range(0, len(level), 2)]
+        acc = Signal(self.acc_shape, reset_less=True)
+        m.d.comb += [
+            self.partial.eq(level[0]),
+            self.sum.eq(Mux(self.first, self.partial, acc + self.partial)),
+        ]
+        with m.If(self.en & self.valid):
+            m.d.sync += acc.eq(self.sum)
+        return m
+
+
+class PE(wiring.Component):
+    """One PE: a compressed weight group and a dense activation group per step.
+
+    Pipeline (advancing when ``en``): selection -> register (``selected``) -> multipliers
+    -> register -> adder tree and accumulator (``sum``, combinational). ``sum_valid`` is
+    high when ``sum`` holds a finished tile, i.e. the step that carried ``last`` reached the
+    accumulator, ``PE_LATENCY`` enabled cycles after it was sampled.
+
+    Selection is rank by rank: the rank N-1 selector picks G(N-1) blocks of the group,
+    each kept block feeds a rank N-2 selector, ..., down to rank 0 selectors that pick
+    single activations for the multipliers. No selector is wider than one rank's H.
+    """
+
+    def __init__(self, pattern: Pattern, width: int, is_signed: bool, acc_width: int):
+        if not isinstance(pattern, Pattern):
+            raise TypeError(f"pattern must be an hss.Pattern, not {pattern!r}")
+        self.pattern, self.width, self.is_signed = pattern, width, is_signed
+        self.acc_shape = value_shape(acc_width, is_signed)
+        value = value_shape(width, is_signed)
+        super().__init__({
+            "en": In(1), "valid": In(1), "first": In(1), "last": In(1),
+            "weights": In(group_layout(pattern, width, is_signed)),
+            "acts": In(act_group_layout(pattern, width, is_signed)),
+            "selected": Out(data.ArrayLayout(value, pattern.slots)),
+            "partial": Out(self.acc_shape),
+            "sum": Out(self.acc_shape),
+            "sum_valid": Out(1),
+        })
+
+    def _select(self, m: Module) -> list[Value]:
+        """Instantiate the selector tree; return the activation of each value slot."""
+        p = self.pattern
+        value = value_shape(self.width, self.is_signed)
+        parents = [Value.cast(self.acts)]          # kept rank-r blocks, outer-major
+        for r in reversed(range(p.num_ranks)):
+            sub = data.ArrayLayout(value, p.span(r - 1)) if r else value
+            children = []
+            for k, parent in enumerate(parents):
+                sel = GHSelector(p.G[r], p.H[r], sub)
+                m.submodules[f"sel_r{r}_{k}"] = sel
+                m.d.comb += Value.cast(sel.inputs).eq(parent)
+                if not p.rank(r).dense:
+                    offsets = getattr(self.weights.offsets, f"r{r}")
+                    for i in range(p.G[r]):
+                        m.d.comb += sel.offsets[i].eq(offsets[k * p.G[r] + i])
+                children += [Value.cast(sel.outputs[i]) for i in range(p.G[r])]
+            parents = children
+        return parents
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.pattern
+        chosen = self._select(m)
+
+        # stage 1: selected activations and weight values
+        weights = Signal.like(self.weights.values, reset_less=True)
+        v1, f1, l1 = Signal(), Signal(), Signal()
+        selected = Signal.like(self.selected, reset_less=True)
+        with m.If(self.en):
+            m.d.sync += [v1.eq(self.valid), f1.eq(self.first), l1.eq(self.last),
+                         weights.eq(self.weights.values)]
+            m.d.sync += [Value.cast(selected[i]).eq(c) for i, c in enumerate(chosen)]
+        m.d.comb += self.selected.eq(selected)
+
+        # stage 2: products
+        m.submodules.mul = mul = Multipliers(p.slots, self.width, self.is_signed)
+        m.d.comb += [mul.a.eq(weights), mul.b.eq(selected)]
+        products = Signal.like(mul.p, reset_less=True)
+        v2, f2, l2 = Signal(), Signal(), Signal()
+        with m.If(self.en):
+            m.d.sync += [products.eq(mul.p), v2.eq(v1), f2.eq(f1), l2.eq(l1)]
+
+        # stage 3: reduction and accumulation
+        m.submodules.reduce = red = ReduceAccumulate(p.slots, mul.p.shape().elem_shape,
+                                                     self.acc_shape)
+        m.d.comb += [red.products.eq(products), red.en.eq(self.en), red.valid.eq(v2),
+                     red.first.eq(f2), self.partial.eq(red.partial), self.sum.eq(red.sum),
+                     self.sum_valid.eq(v2 & l2)]
+        return m

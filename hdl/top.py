@@ -1,0 +1,112 @@
+"""HSSAccelerator: the top the generator emits. See the class docstring for the protocol."""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .array import PEArray
+from .config import AcceleratorConfig
+from .layouts import act_group_layout, group_layout
+from .pe import PE_LATENCY
+
+__all__ = ["HSSAccelerator", "LATENCY", "weight_beat_layout", "tile_layout"]
+
+#: Cycles from the cycle that accepts a tile's last group to the cycle its tile is valid.
+LATENCY = PE_LATENCY + 1
+
+
+def weight_beat_layout(config: AcceleratorConfig) -> data.StructLayout:
+    c = config
+    return data.StructLayout({
+        "groups": data.ArrayLayout(group_layout(c.pattern, c.width, c.signed), c.rows),
+        "last": 1,
+    })
+
+
+def tile_layout(config: AcceleratorConfig) -> data.StructLayout:
+    c = config
+    return data.StructLayout({
+        "z": data.ArrayLayout(data.ArrayLayout(c.acc_shape, c.cols), c.rows),
+        "overflow": 1,
+    })
+
+
+class HSSAccelerator(wiring.Component):
+    """An HSS GEMM engine computing output tiles ``Z[rows, cols] = W[rows, K] @ A[K, cols]``.
+
+    Ports (Amaranth ``lib.stream``; in Verilog ``<name>__payload/__valid/__ready``, plus
+    ``clk`` and synchronous ``rst``):
+
+    - ``weights`` (in): one beat per step = one compressed group per PE row,
+      ``groups[i] = {values[prod(G)], offsets.r<r>[kept(r)]}`` (dense ranks have no
+      offsets), and ``last``, set on the final group of a tile (K/S groups per tile).
+    - ``activations`` (in): one beat per step = one dense group of S activations per PE
+      column, ``[cols][S]``.
+    - ``tiles`` (out): one beat per tile, ``z[rows][cols]`` (accumulator width, signedness
+      of the values), and ``overflow``, set when the tile had more than ``ceil(max_k/S)``
+      steps, beyond what the accumulator width is sized for.
+
+    A step happens in a cycle where both inputs are valid and the engine is ready; the two
+    streams advance together (``ready`` of each depends on ``valid`` of the other). Tiles
+    follow each other back to back with no idle cycle; a tile is valid ``LATENCY`` cycles
+    after the cycle that accepted its last group. The output holds one tile while the next
+    is computed; the engine stalls only when a second tile finishes before the first was
+    taken.
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        self.config = c = config
+        super().__init__({
+            "weights": In(stream.Signature(weight_beat_layout(c))),
+            "activations": In(stream.Signature(
+                data.ArrayLayout(act_group_layout(c.pattern, c.width, c.signed), c.cols))),
+            "tiles": Out(stream.Signature(tile_layout(c))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        m.submodules.array = array = PEArray(c)
+
+        full = Signal()                            # the output register holds a tile
+        take = ~full | self.tiles.ready           # a finished tile can be stored now
+        en = Signal()
+        m.d.comb += en.eq(~array.sum_valid | take)
+
+        step = self.weights.valid & self.activations.valid & en
+        first = Signal(init=1)                     # the next step starts a tile
+        m.d.comb += [
+            self.weights.ready.eq(self.activations.valid & en),
+            self.activations.ready.eq(self.weights.valid & en),
+            array.en.eq(en), array.valid.eq(step), array.first.eq(first),
+            array.last.eq(self.weights.payload.last),
+            array.weights.eq(self.weights.payload.groups),
+            array.acts.eq(self.activations.payload),
+        ]
+        with m.If(step):
+            m.d.sync += first.eq(self.weights.payload.last)
+
+        # Steps of the current tile so far, saturating at max_steps: a tile overflows when
+        # its last step finds max_steps steps before it.
+        count = Signal(range(c.max_steps + 1))
+        with m.If(step):
+            with m.If(self.weights.payload.last):
+                m.d.sync += count.eq(0)
+            with m.Elif(count < c.max_steps):
+                m.d.sync += count.eq(count + 1)
+        over_in = count >= c.max_steps
+        flags = [Signal(name=f"overflow_{i}") for i in range(PE_LATENCY)]
+        with m.If(en):
+            m.d.sync += flags[0].eq(over_in)
+            m.d.sync += [flags[i].eq(flags[i - 1]) for i in range(1, PE_LATENCY)]
+
+        tile = Signal(tile_layout(c), reset_less=True)
+        with m.If(array.sum_valid & take):
+            m.d.sync += [tile.z.eq(array.sums), tile.overflow.eq(flags[-1]), full.eq(1)]
+        with m.Elif(self.tiles.ready):
+            m.d.sync += full.eq(0)
+        m.d.comb += [self.tiles.valid.eq(full), self.tiles.payload.eq(tile)]
+        return m
