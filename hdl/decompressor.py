@@ -69,7 +69,11 @@ class HSSDecompressor(wiring.Component):
         # blocks each), the offsets still needed, the slot positions, and valid.
         blocks = Value.cast(self.i.payload.values)
         offsets = self.i.payload.offsets
-        positions = Cat(*self._positions())
+        # each slot position widened/truncated to its field (Cat of the raw sums would
+        # misalign the fields: their widths differ from the layout's element width)
+        positions = Signal(self.o.payload.positions.shape(), name="positions_in")
+        m.d.comb += [positions[s].eq(pos) for s, pos in enumerate(self._positions())]
+        positions = Value.cast(positions)
         valid = self.i.valid
         for r in range(p.num_ranks):
             sub = data.ArrayLayout(value, p.span(r - 1)) if r else value

@@ -15,8 +15,10 @@ def offset_bits(g: int, h: int) -> int:
 
 def _check_gh(g, h):
     for name, v in (("g", g), ("h", h)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if not isinstance(v, int) or isinstance(v, bool):
             raise TypeError(f"{name} must be a positive integer, not {v!r}")
+        if v < 1:
+            raise ValueError(f"{name} must be a positive integer, not {v!r}")
     if g > h:
         raise ValueError(f"g={g} exceeds h={h}")
 
