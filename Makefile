@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m gen --ranks 4:6,2:4 --force
 
-# -n 2: the suite is sized for two cores; pnr runs once on a small design.
+# -n 2: the suite is sized for two cores. Place and route (marker pnr) is out of the
+# default pytest run; it runs here once, on a small design.
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15
+	$(PY) -m pytest -m pnr
 
 bench: $(STAMP)
 	$(PY) -m bench all

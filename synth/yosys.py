@@ -110,6 +110,28 @@ def _last_error(log: Path, fallback: str) -> str:
     return lines[-1] if lines else "no error message"
 
 
+# Wall times in logs are the only run-to-run differences (the tools are seeded), so they
+# are masked to keep every written file byte-identical between identical runs.
+_VOLATILE = [
+    (re.compile(r"(time ?[:=]? ?|Time: |Router2 time |cells: |user: |system: )\d+(\.\d+)?s"),
+     r"\1#s"),
+    (re.compile(r"^(Time spent:).*$", re.M), r"\1 #"),
+    (re.compile(r"^(Info:\s+\d+ \|.*\|)\s+[\d.]+\s+[\d.]+\|$", re.M), r"\1 # #|"),
+]
+
+
+def scrub_times(text: str) -> str:
+    """Mask wall-clock figures in a tool log."""
+    for pattern, repl in _VOLATILE:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _scrub_log(path: Path) -> None:
+    if path.exists():
+        path.write_text(scrub_times(path.read_text(errors="replace")))
+
+
 def _run(tool: str, args: list[str], workdir: Path, step: str, log: str,
          timeout: float | None) -> subprocess.CompletedProcess:
     cmd = tool_command(tool) + args
@@ -119,6 +141,7 @@ def _run(tool: str, args: list[str], workdir: Path, step: str, log: str,
                               text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise SynthError(f"{tool} step '{step}' timed out after {timeout} s; log: {logpath}") from None
+    _scrub_log(logpath)
     if proc.returncode != 0:
         reason = _last_error(logpath, proc.stderr + proc.stdout)
         where = f"log: {logpath}" if logpath.exists() else f"no log written in {workdir}"

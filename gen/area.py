@@ -1,0 +1,90 @@
+"""Area of a build: the flows of ``synth`` on the accelerator, its dense twin and the
+decompressor, and the per-level breakdown that shows where the sparsity tax goes."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import synth
+
+from .emit import DECOMPRESSOR, TOP
+
+__all__ = ["CATEGORIES", "breakdown", "synthesize_design"]
+
+# Module names follow the Amaranth hierarchy: hss_accelerator.array.pe_<i>_<j>.<part>.
+_RULES = [
+    (re.compile(r"\.sel_r(\d+)_\d+$"), lambda m: f"selectors rank {m.group(1)}"),
+    (re.compile(r"\.mul$"), lambda m: "multipliers"),
+    (re.compile(r"\.reduce$"), lambda m: "reduction and accumulators"),
+    (re.compile(r"\.pe_\d+_\d+$"), lambda m: "PE pipeline (enables)"),
+]
+#: Breakdown rows: combinational area per level; every flip-flop goes to "registers".
+CATEGORIES = ("multipliers", "reduction and accumulators", "PE pipeline (enables)",
+              "control and tile buffer", "registers")
+
+
+def _category(module: str) -> str:
+    for pattern, name in _RULES:
+        m = pattern.search(module)
+        if m:
+            return name(m)
+    return "control and tile buffer"
+
+
+def breakdown(area: dict) -> dict[str, float]:
+    """NAND2-eq per level: selectors of each rank, multipliers, reduction and accumulators,
+    pipeline enables, control; flip-flops of all levels under "registers". Sums to the
+    hierarchy total."""
+    rows: dict[str, float] = {}
+    for name, mod in area["modules"].items():
+        key = _category(name)
+        rows[key] = rows.get(key, 0.0) + mod["comb_area"] * mod["instances"]
+        rows["registers"] = rows.get("registers", 0.0) + mod["seq_area"] * mod["instances"]
+    selectors = sorted((k for k in rows if k.startswith("selectors")), reverse=True)
+    ordered = {k: round(rows[k], 2) for k in selectors}
+    ordered.update({k: round(rows.get(k, 0.0), 2) for k in CATEGORIES})
+    return ordered
+
+
+def _generic(verilog: str, top: str, work: Path, fast: bool) -> dict:
+    area = synth.area_nand2(verilog, top, work, fast=fast)
+    rows = breakdown(area)
+    total = area["total"]
+    selector = sum(v for k, v in rows.items() if k.startswith("selectors"))
+    return {
+        "nand2_eq": round(total["area"], 2),
+        "comb_nand2_eq": round(total["comb_area"], 2),
+        "seq_nand2_eq": round(total["seq_area"], 2),
+        "flip_flops": total["ff_count"],
+        "transistors": total["transistors"],
+        "selector_nand2_eq": round(selector, 2),
+        "selector_share": round(selector / total["area"], 4) if total["area"] else 0.0,
+        "breakdown": rows,
+        "cells": total["cells"],
+    }
+
+
+def synthesize_design(verilog: str, work: Path, targets, fmax: bool, *,
+                      top: str = TOP, fast: bool = False, device: str = "85k") -> dict:
+    """Run the requested flows on one accelerator; each flow in its own subfolder."""
+    out: dict = {}
+    if "generic" in targets:
+        out["generic"] = _generic(verilog, top, work / "generic", fast)
+    if "ecp5" in targets:
+        r = synth.ecp5(verilog, top, work / "ecp5")
+        out["ecp5"] = {k: r[k] for k in ("lut4", "ff", "mult18x18d", "ccu2c")}
+    if "ice40" in targets:
+        r = synth.ice40(verilog, top, work / "ice40")
+        out["ice40"] = {k: r[k] for k in ("lut4", "ff", "mac16", "carry")}
+    if fmax:
+        r = synth.fmax_ecp5(verilog, top, work / "fmax_ecp5", device=device, wrap=True)
+        out["fmax"] = {"fmax_mhz": r["fmax_mhz"], "device": r["device"],
+                       "target_mhz": r["target_mhz"], "met": r["met"]}
+    return out
+
+
+def synthesize_decompressor(verilog: str, work: Path) -> dict:
+    area = synth.area_nand2(verilog, DECOMPRESSOR, work)
+    return {"nand2_eq": round(area["total"]["area"], 2),
+            "flip_flops": area["total"]["ff_count"],
+            "transistors": area["total"]["transistors"]}

@@ -1,0 +1,57 @@
+"""The GEMM operands of a run: the user's .npy tensors or seeded random ones."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import hss
+from hdl import AcceleratorConfig
+
+__all__ = ["InputError", "load_matrix", "random_operands", "prepare_weights"]
+
+
+class InputError(ValueError):
+    """Bad user input: the message is one line naming the problem."""
+
+
+def load_matrix(path: str, name: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{name} file not found: {path}")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise InputError(f"{name} file {path} is not a readable .npy array ({e})") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{name} file {path} holds several arrays; save one with np.save")
+    if arr.ndim != 2:
+        raise InputError(f"{name} must be 2-D, {path} has shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise InputError(f"{name} in {path} holds non-integer values (dtype {arr.dtype})")
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "iu":
+        raise InputError(f"{name} in {path} must hold integers, got dtype {arr.dtype}")
+    return arr
+
+
+def random_operands(config: AcceleratorConfig, m: int, k: int, n: int, seed: int):
+    """Uniform random values over the full range; W projected onto the pattern."""
+    lo, hi = hss.value_range(config.width, config.signed)
+    rng = np.random.default_rng(seed)
+    W = rng.integers(lo, hi, (m, k), endpoint=True, dtype=np.int64)
+    A = rng.integers(lo, hi, (k, n), endpoint=True, dtype=np.int64)
+    return hss.prune(W, config.pattern), A
+
+
+def prepare_weights(W: np.ndarray, config: AcceleratorConfig, prune: bool) -> np.ndarray:
+    """Range-check W, then prune it or check that it conforms (first offender named)."""
+    hss.check_range(W, config.width, config.signed, "W")
+    if prune:
+        return hss.prune(W, config.pattern)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hss.PaddingWarning)
+        hss.check_conforms(W, config.pattern, "W")
+    return W

