@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := test,synth,pnr,cosim,bench
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -28,8 +28,14 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15
 	$(PY) -m pytest -m pnr
 
+# The reference run, committed under bench/results (about 40 minutes on 2 cores).
 bench: $(STAMP)
 	$(PY) -m bench all
+
+# A few-minute subset, written outside the committed results; CI runs it.
+BENCH_QUICK_OUT ?= build/bench-quick
+bench-quick: $(STAMP)
+	$(PY) -m bench all --quick --out $(BENCH_QUICK_OUT)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

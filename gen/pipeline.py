@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 import json
 import shutil
 import warnings
@@ -135,17 +136,19 @@ def run(plan, work: Path) -> int:
     if a.synth or a.fmax:
         progress.start("synthesize")
         targets = plan.targets if a.synth else []
+        twin_text = emit_verilog(c.dense_twin())[0][TOP]
+        jobs = {"design": (synthesize_design, texts[TOP], work / "synth" / "design", targets,
+                           a.fmax),
+                "dense_twin": (synthesize_design, twin_text, work / "synth" / "dense_twin",
+                               targets, a.fmax)}
+        if "generic" in targets:
+            jobs["decompressor"] = (synthesize_decompressor, texts[DECOMPRESSOR],
+                                    work / "synth" / "decompressor")
         try:
-            area = {
-                "design": synthesize_design(texts[TOP], work / "synth" / "design", targets,
-                                            a.fmax),
-                "dense_twin": synthesize_design(
-                    emit_verilog(c.dense_twin())[0][TOP], work / "synth" / "dense_twin",
-                    targets, a.fmax),
-            }
-            if "generic" in targets:
-                area["decompressor"] = synthesize_decompressor(
-                    texts[DECOMPRESSOR], work / "synth" / "decompressor")
+            # the tools run as subprocesses: two threads keep both cores busy
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                futures = {k: pool.submit(fn, *rest) for k, (fn, *rest) in jobs.items()}
+                area = {k: f.result() for k, f in futures.items()}
         except synth.SynthError as e:
             print(f"gen: synthesis failed: {e}")
             status, area = 1, None
