@@ -34,8 +34,10 @@ class HSSDecompressor(wiring.Component):
     def __init__(self, pattern: Pattern, width: int, is_signed: bool):
         if not isinstance(pattern, Pattern):
             raise TypeError(f"pattern must be an hss.Pattern, not {pattern!r}")
-        if not isinstance(width, int) or width < 1:
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
             raise ValueError(f"width must be a positive integer, not {width!r}")
+        if not isinstance(is_signed, bool):
+            raise TypeError(f"is_signed must be a bool, not {is_signed!r}")
         self.pattern, self.width, self.is_signed = pattern, width, is_signed
         self.latency = pattern.num_ranks
         super().__init__({

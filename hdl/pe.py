@@ -18,12 +18,24 @@ __all__ = ["PE", "Multipliers", "ReduceAccumulate", "PE_LATENCY"]
 PE_LATENCY = 2
 
 
+def _check_format(width, is_signed, acc_width=None):
+    """Eager checks of the number format, named as the caller spells them."""
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise ValueError(f"width must be a positive integer, not {width!r}")
+    if not isinstance(is_signed, bool):
+        raise TypeError(f"is_signed must be a bool, not {is_signed!r}")
+    if acc_width is not None and (not isinstance(acc_width, int) or isinstance(acc_width, bool)
+                                  or acc_width < 2):
+        raise ValueError(f"acc_width must be an integer of at least 2, not {acc_width!r}")
+
+
 class Multipliers(wiring.Component):
     """``n`` independent multipliers, combinational: ``p[i] = a[i] * b[i]``."""
 
     def __init__(self, n: int, width: int, is_signed: bool):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, not {n!r}")
+        _check_format(width, is_signed)
         operand = value_shape(width, is_signed)
         super().__init__({
             "a": In(data.ArrayLayout(operand, n)),
@@ -48,6 +60,8 @@ class ReduceAccumulate(wiring.Component):
     """
 
     def __init__(self, n: int, product_shape, acc_shape):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, not {n!r}")
         self.n = n
         self.acc_shape = Shape.cast(acc_shape)
         super().__init__({
@@ -89,6 +103,7 @@ class PE(wiring.Component):
     def __init__(self, pattern: Pattern, width: int, is_signed: bool, acc_width: int):
         if not isinstance(pattern, Pattern):
             raise TypeError(f"pattern must be an hss.Pattern, not {pattern!r}")
+        _check_format(width, is_signed, acc_width)
         self.pattern, self.width, self.is_signed = pattern, width, is_signed
         self.acc_shape = value_shape(acc_width, is_signed)
         value = value_shape(width, is_signed)

@@ -6,11 +6,13 @@ Each step carries one compressed weight group and one dense activation group. Th
 step carrying ``last`` must equal the dot product of the tile's weight row and activation
 column (``hss.matmul``). Tiles of every weight kind run back to back.
 """
+import gc
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from amaranth.hdl import Value
+from amaranth.hdl import UnusedElaboratable, Value
 from amaranth.sim import Simulator
 
 import hss
@@ -236,3 +238,20 @@ def test_reduce_accumulate_first_restarts():
 
 def test_pe_latency_constant():
     assert PE_LATENCY == 2
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"width": 0}, ValueError, "width must be a positive integer, not 0"),
+    ({"width": 8.0}, ValueError, "width must be a positive integer, not 8.0"),
+    ({"is_signed": 1}, TypeError, "is_signed must be a bool, not 1"),
+    ({"acc_width": 1}, ValueError, "acc_width must be an integer of at least 2, not 1"),
+    ({"pattern": "2:4"}, TypeError, "pattern must be an hss.Pattern"),
+])
+def test_pe_checks_arguments_eagerly(kwargs, error, message):
+    args = {"pattern": hss.Pattern.parse("2:4"), "width": 8, "is_signed": True, "acc_width": 20}
+    args.update(kwargs)
+    with warnings.catch_warnings():   # the half-built PE is never elaborated, by design
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(error, match=message):
+            PE(**args)
+        gc.collect()
