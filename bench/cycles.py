@@ -70,8 +70,8 @@ def run(args) -> None:
         ["pattern", "array", "MxKxN", "padded K", "K/S", "tiles", "ideal", "measured",
          "measured / ideal", "overhead cycles", "if tiles did not overlap", "speed-up vs dense"],
         rows, args.command, [
-            f"Overhead is the pipeline latency ({LATENCY} cycles: select, multiply, "
-            "reduce+accumulate), paid once per GEMM: the first group of tile t+1 enters the "
+            f"Overhead is the pipeline latency ({LATENCY} cycles: select, multiply, add, "
+            "accumulate), paid once per GEMM: the first group of tile t+1 enters the "
             "cycle after the last group of tile t, and the finished tile waits in the output "
             "register while the next one accumulates. Without that overlap every tile would "
             f"pay the fill and drain ({LATENCY} cycles), the 'if tiles did not overlap' column.",

@@ -15,7 +15,7 @@ __all__ = ["CATEGORIES", "breakdown", "synthesize_design"]
 _RULES = [
     (re.compile(r"\.sel_r(\d+)_\d+$"), lambda m: f"selectors rank {m.group(1)}"),
     (re.compile(r"\.mul$"), lambda m: "multipliers"),
-    (re.compile(r"\.reduce$"), lambda m: "reduction and accumulators"),
+    (re.compile(r"\.(reduce|acc)$"), lambda m: "reduction and accumulators"),
     (re.compile(r"\.pe_\d+_\d+$"), lambda m: "PE pipeline (enables)"),
 ]
 #: Breakdown rows: combinational area per level; every flip-flop goes to "registers".

@@ -2,7 +2,7 @@
 from .config import AcceleratorConfig, value_shape
 from .layouts import act_group_layout, group_layout, offsets_layout, pack_group, pack_values
 from .selector import GHScatter, GHSelector
-from .pe import PE, PE_LATENCY, Multipliers, ReduceAccumulate
+from .pe import PE, PE_LATENCY, Accumulator, AdderTree, Multipliers
 from .array import PEArray
 from .decompressor import HSSDecompressor
 from .top import LATENCY, HSSAccelerator, tile_layout, weight_beat_layout
@@ -10,6 +10,6 @@ from .top import LATENCY, HSSAccelerator, tile_layout, weight_beat_layout
 __all__ = [
     "AcceleratorConfig", "value_shape", "group_layout", "act_group_layout", "offsets_layout",
     "pack_group", "pack_values", "GHSelector", "GHScatter", "PE", "PE_LATENCY", "Multipliers",
-    "ReduceAccumulate", "PEArray", "HSSDecompressor", "HSSAccelerator", "LATENCY",
+    "AdderTree", "Accumulator", "PEArray", "HSSDecompressor", "HSSAccelerator", "LATENCY",
     "tile_layout", "weight_beat_layout",
 ]

@@ -11,11 +11,11 @@ from .config import value_shape
 from .layouts import act_group_layout, group_layout
 from .selector import GHSelector
 
-__all__ = ["PE", "Multipliers", "ReduceAccumulate", "PE_LATENCY"]
+__all__ = ["PE", "Multipliers", "AdderTree", "Accumulator", "PE_LATENCY"]
 
 #: Cycles from a step's inputs (sampled with ``valid`` and ``en``) to its ``sum``:
-#: one register after selection, one after the multipliers.
-PE_LATENCY = 2
+#: a register after selection, after the multipliers and after the adder tree.
+PE_LATENCY = 3
 
 
 def _check_format(width, is_signed, acc_width=None):
@@ -51,37 +51,48 @@ class Multipliers(wiring.Component):
         return m
 
 
-class ReduceAccumulate(wiring.Component):
-    """A balanced adder tree over the products, and the accumulator behind it.
+class AdderTree(wiring.Component):
+    """A balanced adder tree over the products, combinational. ``partial`` is
+    ``ceil(log2 n)`` bits wider than a product, so the tree cannot overflow."""
 
-    ``sum = partial`` on the first step of a tile, else ``acc + partial``; the accumulator
-    takes ``sum`` on every enabled valid step. ``sum`` is combinational, so the array can
-    capture a finished tile in the cycle its last step arrives.
-    """
-
-    def __init__(self, n: int, product_shape, acc_shape):
+    def __init__(self, n: int, product_shape):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, not {n!r}")
         self.n = n
-        self.acc_shape = Shape.cast(acc_shape)
+        product = Shape.cast(product_shape)
+        out_shape = Shape(product.width + (n - 1).bit_length(), product.signed)
         super().__init__({
             "products": In(data.ArrayLayout(product_shape, n)),
-            "en": In(1), "valid": In(1), "first": In(1),
-            "partial": Out(self.acc_shape),
-            "sum": Out(self.acc_shape),
+            "partial": Out(out_shape),
         })
 
     def elaborate(self, platform):
         m = Module()
         level = [self.products[i] for i in range(self.n)]
-        while len(level) > 1:  # widths grow one bit per level: the tree cannot overflow
+        while len(level) > 1:
             level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
                      for i in range(0, len(level), 2)]
+        m.d.comb += self.partial.eq(level[0])
+        return m
+
+
+class Accumulator(wiring.Component):
+    """``sum = partial`` on the first step of a tile, else ``acc + partial``; the register
+    takes ``sum`` on every enabled valid step. ``sum`` is combinational, so the array can
+    capture a finished tile in the cycle its last step arrives."""
+
+    def __init__(self, partial_shape, acc_shape):
+        self.acc_shape = Shape.cast(acc_shape)
+        super().__init__({
+            "partial": In(partial_shape),
+            "en": In(1), "valid": In(1), "first": In(1),
+            "sum": Out(self.acc_shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
         acc = Signal(self.acc_shape, reset_less=True)
-        m.d.comb += [
-            self.partial.eq(level[0]),
-            self.sum.eq(Mux(self.first, self.partial, acc + self.partial)),
-        ]
+        m.d.comb += self.sum.eq(Mux(self.first, self.partial, acc + self.partial))
         with m.If(self.en & self.valid):
             m.d.sync += acc.eq(self.sum)
         return m
@@ -91,9 +102,11 @@ class PE(wiring.Component):
     """One PE: a compressed weight group and a dense activation group per step.
 
     Pipeline (advancing when ``en``): selection -> register (``selected``) -> multipliers
-    -> register -> adder tree and accumulator (``sum``, combinational). ``sum_valid`` is
-    high when ``sum`` holds a finished tile, i.e. the step that carried ``last`` reached the
-    accumulator, ``PE_LATENCY`` enabled cycles after it was sampled.
+    -> register -> adder tree -> register (``partial``) -> accumulator (``sum``,
+    combinational). ``sum_valid`` is high when ``sum`` holds a finished tile, i.e. the step
+    that carried ``last`` reached the accumulator, ``PE_LATENCY`` enabled cycles after it
+    was sampled. The tree and the accumulator adder get a stage each: together they were the
+    critical path.
 
     Selection is rank by rank: the rank N-1 selector picks G(N-1) blocks of the group,
     each kept block feeds a rank N-2 selector, ..., down to rank 0 selectors that pick
@@ -160,10 +173,17 @@ class PE(wiring.Component):
         with m.If(self.en):
             m.d.sync += [products.eq(mul.p), v2.eq(v1), f2.eq(f1), l2.eq(l1)]
 
-        # stage 3: reduction and accumulation
-        m.submodules.reduce = red = ReduceAccumulate(p.slots, mul.p.shape().elem_shape,
-                                                     self.acc_shape)
-        m.d.comb += [red.products.eq(products), red.en.eq(self.en), red.valid.eq(v2),
-                     red.first.eq(f2), self.partial.eq(red.partial), self.sum.eq(red.sum),
-                     self.sum_valid.eq(v2 & l2)]
+        # stage 3: the adder tree's sum
+        m.submodules.reduce = tree = AdderTree(p.slots, mul.p.shape().elem_shape)
+        m.d.comb += tree.products.eq(products)
+        partial = Signal.like(tree.partial, reset_less=True)
+        v3, f3, l3 = Signal(), Signal(), Signal()
+        with m.If(self.en):
+            m.d.sync += [partial.eq(tree.partial), v3.eq(v2), f3.eq(f2), l3.eq(l2)]
+
+        # accumulation (combinational sum, registered accumulator)
+        m.submodules.acc = acc = Accumulator(partial.shape(), self.acc_shape)
+        m.d.comb += [acc.partial.eq(partial), acc.en.eq(self.en), acc.valid.eq(v3),
+                     acc.first.eq(f3), self.partial.eq(partial), self.sum.eq(acc.sum),
+                     self.sum_valid.eq(v3 & l3)]
         return m

@@ -1,8 +1,8 @@
-"""PE (and its Multipliers / ReduceAccumulate parts) against ``hss.step``, step by step.
+"""PE (and its Multipliers / AdderTree / Accumulator parts) against ``hss.step``, step by step.
 
 Each step carries one compressed weight group and one dense activation group. The
 ``selected`` register must equal ``step.selected`` one cycle after the step is sampled,
-``partial`` must equal ``step.partial`` one cycle later, and the accumulated ``sum`` at the
+``partial`` must equal ``step.partial`` two cycles later, and the accumulated ``sum`` at the
 step carrying ``last`` must equal the dot product of the tile's weight row and activation
 column (``hss.matmul``). Tiles of every weight kind run back to back.
 """
@@ -17,7 +17,7 @@ from amaranth.sim import Simulator
 
 import hss
 from hdl.layouts import pack_group, pack_values
-from hdl.pe import PE, PE_LATENCY, Multipliers, ReduceAccumulate
+from hdl.pe import PE, PE_LATENCY, Accumulator, AdderTree, Multipliers
 from simkit import (WEIGHT_KINDS, activations, quiet_padding, unpack, value_limits, weights,
                     wrap)
 
@@ -65,19 +65,19 @@ def make_tiles(p, width, is_signed, seed, groups=GROUPS_PER_TILE):
 def simulate_pe(p, width, is_signed, acc_width, steps, dots, *, gaps=0.0, en_stalls=0.0,
                 seed=0):
     """Drive the PE cycle by cycle and check every register against a model of its
-    pipeline: stage 1 (``selected``) and stage 2 (products: ``partial``, ``sum``) advance
-    when ``en``; the accumulator takes ``sum`` on an enabled valid stage-2 step."""
+    pipeline: stage 1 (``selected``), stage 2 (products) and stage 3 (``partial``, ``sum``)
+    advance when ``en``; the accumulator takes ``sum`` on an enabled valid stage-3 step."""
     pe = PE(p, width, is_signed, acc_width)
     rng = np.random.default_rng(seed)
     lo, hi = value_limits(width, is_signed)
     sums = []
 
     async def tb(ctx):
-        stage1 = stage2 = None
+        stage1 = stage2 = stage3 = None
         acc = 0
         pending = list(steps)
         garbage_w = (1 << Value.cast(pe.weights).shape().width) - 1
-        while pending or stage1 or stage2:
+        while pending or stage1 or stage2 or stage3:
             en = not (en_stalls and rng.random() < en_stalls)
             step = None
             if pending and not (gaps and rng.random() < gaps):
@@ -97,18 +97,18 @@ def simulate_pe(p, width, is_signed, acc_width, steps, dots, *, gaps=0.0, en_sta
                 ctx.set(pe.last, int(rng.integers(2)))
             await ctx.tick()
             if en:
-                if stage2 is not None:
-                    acc = stage2.golden.partial + (0 if stage2.first else acc)
-                stage1, stage2 = step, stage1
+                if stage3 is not None:
+                    acc = stage3.golden.partial + (0 if stage3.first else acc)
+                stage1, stage2, stage3 = step, stage1, stage2
             if stage1 is not None:
                 got = unpack(ctx.get(Value.cast(pe.selected)), pe.selected.shape())
                 assert got == stage1.golden.selected.tolist(), "selected activations"
-            assert ctx.get(pe.sum_valid) == (stage2 is not None and stage2.last)
-            if stage2 is not None:
-                assert ctx.get(pe.partial) == stage2.golden.partial, "partial"
-                want = stage2.golden.partial + (0 if stage2.first else acc)
+            assert ctx.get(pe.sum_valid) == (stage3 is not None and stage3.last)
+            if stage3 is not None:
+                assert ctx.get(pe.partial) == stage3.golden.partial, "partial"
+                want = stage3.golden.partial + (0 if stage3.first else acc)
                 assert ctx.get(pe.sum) == wrap(want, acc_width, is_signed), "running sum"
-                if stage2.last and en:
+                if stage3.last and en:
                     sums.append(ctx.get(pe.sum))
 
     sim = Simulator(pe)
@@ -205,39 +205,54 @@ def test_multipliers_extremes():
         sim.run()
 
 
-def test_reduce_accumulate_first_restarts():
+def test_adder_tree_sums_without_overflow():
+    from amaranth.hdl import signed, unsigned
+    for n, shape, values in ((3, signed(16), (-32768, -32768, -32768)),
+                             (8, unsigned(16), (65535,) * 8), (1, signed(16), (-5,)),
+                             (5, signed(16), (1, -2, 3, -4, 5))):
+        tree = AdderTree(n, shape)
+
+        async def tb(ctx, tree=tree, values=values):
+            for i, v in enumerate(values):
+                ctx.set(tree.products[i], v)
+            assert ctx.get(tree.partial) == sum(values)
+
+        sim = Simulator(tree)
+        sim.add_testbench(tb)
+        sim.run()
+
+
+def test_accumulator_first_restarts():
     """``sum`` is ``partial`` on a first step and ``acc + partial`` otherwise; the
     accumulator only moves on enabled valid steps."""
     from amaranth.hdl import signed
-    red = ReduceAccumulate(3, signed(16), signed(24))
-    script = [  # (products, en, valid, first, expected sum before the edge)
-        ((1, 2, 3), 1, 1, 1, 6),
-        ((10, 20, 30), 1, 1, 0, 66),
-        ((100, 0, 0), 0, 1, 0, 166),      # disabled: acc stays 66
-        ((100, 0, 0), 1, 0, 0, 166),      # invalid: acc stays 66
-        ((-32768, -32768, -32768), 1, 1, 0, 66 - 3 * 32768),
-        ((5, 5, 5), 1, 1, 1, 15),         # a new tile
+    acc = Accumulator(signed(18), signed(24))
+    script = [  # (partial, en, valid, first, expected sum before the edge)
+        (6, 1, 1, 1, 6),
+        (60, 1, 1, 0, 66),
+        (100, 0, 1, 0, 166),      # disabled: acc stays 66
+        (100, 1, 0, 0, 166),      # invalid: acc stays 66
+        (-131072, 1, 1, 0, 66 - 131072),
+        (15, 1, 1, 1, 15),        # a new tile
     ]
 
     async def tb(ctx):
-        for products, en, valid, first, want in script:
-            for i, v in enumerate(products):
-                ctx.set(red.products[i], v)
-            ctx.set(red.en, en)
-            ctx.set(red.valid, valid)
-            ctx.set(red.first, first)
-            assert ctx.get(red.partial) == sum(products)
-            assert ctx.get(red.sum) == want
+        for partial, en, valid, first, want in script:
+            ctx.set(acc.partial, partial)
+            ctx.set(acc.en, en)
+            ctx.set(acc.valid, valid)
+            ctx.set(acc.first, first)
+            assert ctx.get(acc.sum) == want
             await ctx.tick()
 
-    sim = Simulator(red)
+    sim = Simulator(acc)
     sim.add_clock(1e-9)
     sim.add_testbench(tb)
     sim.run()
 
 
 def test_pe_latency_constant():
-    assert PE_LATENCY == 2
+    assert PE_LATENCY == 3
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
