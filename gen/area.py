@@ -79,7 +79,8 @@ def synthesize_design(verilog: str, work: Path, targets, fmax: bool, *,
     if fmax:
         r = synth.fmax_ecp5(verilog, top, work / "fmax_ecp5", device=device, wrap=True)
         out["fmax"] = {"fmax_mhz": r["fmax_mhz"], "device": r["device"],
-                       "target_mhz": r["target_mhz"], "met": r["met"]}
+                       "target_mhz": r["target_mhz"], "met": r["met"],
+                       "critical_path": r["critical_path"]}
     return out
 
 

@@ -95,6 +95,14 @@ def _fmt(x, digits=0):
     return f"{x:,.{digits}f}" if isinstance(x, float) else f"{x:,}"
 
 
+def _path(fmax: dict) -> str:
+    p = fmax.get("critical_path")
+    if not p:
+        return "-"
+    return (f"`{p['from']}` -> `{p['to']}`: {p['logic_ns']:.2f} ns logic + "
+            f"{p['routing_ns']:.2f} ns routing")
+
+
 def _area_md(r) -> list[str]:
     a, tx = r["area"], r["sparsity_tax"]
     d, t = a["design"], a["dense_twin"]
@@ -129,7 +137,8 @@ def _area_md(r) -> list[str]:
         md += ["## Fmax (nextpnr-ecp5, pin-light register wrapper)", ""]
         md += _table(["", r["pattern"], f"dense twin {twin}", "ratio"],
                      [["Fmax (MHz)", _fmt(d["fmax"]["fmax_mhz"], 1),
-                       _fmt(t["fmax"]["fmax_mhz"], 1), _fmt(tx.get("fmax_ratio"), 3)]]) + [""]
+                       _fmt(t["fmax"]["fmax_mhz"], 1), _fmt(tx.get("fmax_ratio"), 3)],
+                      ["critical path", _path(d["fmax"]), _path(t["fmax"]), ""]]) + [""]
     return md
 
 

@@ -298,6 +298,24 @@ def _clock_name(net: str) -> str:
     return m.group(1) if m else net
 
 
+_CELL_SUFFIX = re.compile(r"(_TRELLIS_FF_Q|_MULT18X18D_P|_CCU2C|_LUT4_Z|_PFUMX_Z)[^.]*$")
+
+
+def _critical_path(rep: dict) -> dict | None:
+    """Where the slowest register-to-register path of the clock starts and ends, and how
+    much of its delay is logic and how much routing (nextpnr's report)."""
+    paths = [p for p in rep.get("critical_paths", [])
+             if p.get("from", "").startswith("posedge") and p.get("to", "").startswith("posedge")]
+    if not paths or not paths[0].get("path"):
+        return None
+    steps = paths[0]["path"]
+    logic = sum(s["delay"] for s in steps if s["type"] != "routing")
+    routing = sum(s["delay"] for s in steps if s["type"] == "routing")
+    name = lambda cell: _CELL_SUFFIX.sub("", cell)  # noqa: E731 - the signal, not the cell
+    return {"from": name(steps[0]["from"]["cell"]), "to": name(steps[-1]["to"]["cell"]),
+            "logic_ns": round(logic, 2), "routing_ns": round(routing, 2)}
+
+
 def fmax_ecp5(verilog: str, top: str, workdir: str | os.PathLike, *,
               device: str = "25k", package: str = "CABGA381", freq_mhz: float = 100.0,
               seed: int = 1, wrap: bool = False, timeout: float | None = None) -> dict:
@@ -340,6 +358,7 @@ def fmax_ecp5(verilog: str, top: str, workdir: str | os.PathLike, *,
         "target_mhz": freq_mhz, "fmax_mhz": fmax,
         "met": fmax is not None and fmax >= freq_mhz,
         "clocks": clocks, "utilization": util, "synth": synth_report,
+        "critical_path": _critical_path(rep),
     }
     _write_report(workdir, "fmax_ecp5.json", report)
     return report
