@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -242,3 +243,17 @@ def test_build_failure_names_the_log(tmp_path):
     write_testbench(tmp_path / "tb", _vectors("hss"), rtl_rel="../rtl/missing.v")
     with pytest.raises(SimError, match=r"sim-icarus\.log"):
         simulate(tmp_path / "tb", "icarus")
+
+
+def test_load_only_stops_after_reading_the_vectors(tmp_path):
+    """``+load_only`` lets a benchmark time the vector loading apart from the simulation."""
+    write_testbench(tmp_path / "tb", _vectors("hss"), rtl_rel="../rtl/hss_accelerator.v")
+    (tmp_path / "rtl").mkdir()
+    (tmp_path / "rtl" / "hss_accelerator.v").write_text(
+        verilog.convert(HSSAccelerator(_vectors("hss").config), name="hss_accelerator"))
+    subprocess.run(["iverilog", "-g2012", "-s", "tb", "-o", "tb.vvp", "tb.sv",
+                    "../rtl/hss_accelerator.v"], cwd=tmp_path / "tb", check=True)
+    out = subprocess.run(["vvp", "-n", "tb.vvp", "+load_only"], cwd=tmp_path / "tb",
+                         capture_output=True, text=True, check=True).stdout
+    assert f"LOADED {_vectors('hss').steps} beats" in out
+    assert "CYCLES" not in out and not (tmp_path / "tb" / "z_out.txt").exists()
