@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
+import synth
 from gen.area import synthesize_design
 from gen.emit import emit_verilog
 from hdl import AcceleratorConfig
@@ -32,6 +33,9 @@ MAX_K = 4096
 #: Fmax comes from a 2x2 array of each design: the critical path lies inside a PE (and the
 #: broadcast to a row), while routing a 4x4 array takes nextpnr many minutes per design.
 FMAX_SIDE = 2
+#: Wall-time limit of one place and route: wide naive muxes (8:48) congest the router
+#: for tens of minutes; such a design is reported as not routed within the limit.
+FMAX_TIMEOUT = 300
 
 
 def _configs(quick: bool) -> list[tuple[str, str, AcceleratorConfig]]:
@@ -53,8 +57,14 @@ def _measure(job) -> dict:
         if fmax:
             small = replace(config, rows=FMAX_SIDE, cols=FMAX_SIDE)
             texts, _ = emit_verilog(small)
-            result["fmax"] = synthesize_design(texts["hss_accelerator"], Path(work) / "fmax",
-                                               [], True, device="45k")["fmax"]
+            try:
+                result["fmax"] = synth.fmax_ecp5(
+                    texts["hss_accelerator"], "hss_accelerator", Path(work) / "fmax",
+                    device="45k", wrap=True, timeout=FMAX_TIMEOUT)
+            except synth.SynthError as e:
+                if "timed out" not in str(e):
+                    raise
+                result["fmax"] = {"fmax_mhz": None, "critical_path": None}
         return result
 
 
@@ -79,13 +89,16 @@ def run(args) -> None:
                g["selector_nand2_eq"], f"{100 * g['selector_share']:.1f}", area_ratio,
                float(p.speedup_limit) / area_ratio, e["lut4"], e["ff"], e["mult18x18d"]]
         if args.fmax:
-            f = r["fmax"]["fmax_mhz"]
-            row += [f, f / dense["fmax"]["fmax_mhz"] if f else None]
+            f, path = r["fmax"]["fmax_mhz"], r["fmax"]["critical_path"]
+            row += [f if f else f"not routed in {FMAX_TIMEOUT} s",
+                    f / dense["fmax"]["fmax_mhz"] if f else None,
+                    f"{path['from'].split('.')[-1]} -> {path['to'].split('.')[-1]}"
+                    if path else "-"]
         rows.append(row)
     columns = ["pattern", "kind", "density", "speed-up limit", "NAND2-eq", "selector NAND2-eq",
                "selector %", "area vs dense", "throughput/area vs dense", "ECP5 LUT4",
-               "ECP5 FF", "MULT18"] + ([f"Fmax MHz ({FMAX_SIDE}x{FMAX_SIDE})", "Fmax vs dense"]
-                                       if args.fmax else [])
+               "ECP5 FF", "MULT18"] + ([f"Fmax MHz ({FMAX_SIDE}x{FMAX_SIDE})", "Fmax vs dense",
+                                        "critical path (registers)"] if args.fmax else [])
     c0 = configs[0][2]
     table = Table("tax", f"Sparsity tax: {c0.rows}x{c0.cols} PEs, 8 multipliers per PE, int8, "
                   f"{c0.acc_width}-bit accumulators", columns, rows, args.command,

@@ -1,0 +1,256 @@
+"""One stage of the generator in a fresh interpreter, so that ``measure_child`` can charge
+its wall time and peak memory to it alone.
+
+    python -m bench.stage <stage> <workdir> '<config json>'
+
+Stages (each reads what the previous ones wrote in ``workdir``):
+
+- ``elaborate``: build ``HSSAccelerator`` and elaborate it to Amaranth's netlist
+  (``Fragment.get`` then ``build_netlist``, what ``verilog.convert`` does before RTLIL).
+- ``verilog``: ``amaranth.back.verilog.convert`` (elaboration included, as in ``python -m
+  gen``), written to ``rtl/hss_accelerator.v`` with ``src`` paths made relative as
+  ``gen.emit`` does.
+- ``testbench``: ``gemm_vectors`` + ``write_testbench`` into ``tb/`` for a random GEMM of
+  ``m x k x n`` (config keys ``m``, ``k``, ``n``, ``seed``).
+- ``nand2``: ``synth.area_nand2`` (config key ``fast``) in ``synth/generic``.
+- ``ecp5``: ``synth.ecp5`` in ``synth/ecp5``.
+
+The config holds ``pattern``, ``rows``, ``cols``, ``width``, ``signed``. The last line of
+the output is ``STAGE-RESULT <json>``: the in-process seconds of the work (imports
+excluded) and what the stage produced.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import re
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+PREFIX = "STAGE-RESULT "
+TOP = "hss_accelerator"
+STAGES = ("elaborate", "verilog", "testbench", "nand2", "ecp5")
+
+
+def _config(cfg: dict):
+    from hdl import AcceleratorConfig
+    return AcceleratorConfig(cfg["pattern"], cfg["rows"], cfg["cols"], cfg.get("width", 8),
+                             cfg.get("signed", True))
+
+
+def _ports(dut):
+    """The top's ports, as ``verilog.convert`` derives them from the signature."""
+    from amaranth.hdl import _ast, _ir
+    from amaranth.lib import wiring
+    ports = {}
+    for path, member, value in dut.signature.flatten(dut):
+        if isinstance(value, _ast.ValueCastable):
+            value = value.as_value()
+        if isinstance(value, _ast.Value):
+            ports["__".join(map(str, path))] = (
+                value, _ir.PortDirection.Input if member.flow == wiring.In
+                else _ir.PortDirection.Output)
+    return ports
+
+
+class GCTimer:
+    """Seconds spent in Python's cyclic garbage collector (``gc.callbacks``), per
+    generation: a full (generation 2) collection walks every live object."""
+
+    def __enter__(self):
+        self.seconds = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc):
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._start
+            self.count[info["generation"]] += 1
+
+    def info(self) -> dict:
+        return {"seconds_gc": sum(self.seconds), "seconds_gc_full": self.seconds[2],
+                "gc_collections": self.count}
+
+
+def elaborate(work: Path, cfg: dict) -> dict:
+    from amaranth.hdl import _ir
+    from hdl import HSSAccelerator
+    with GCTimer() as gct:
+        t0 = time.perf_counter()
+        dut = HSSAccelerator(_config(cfg))
+        fragment = _ir.Fragment.get(dut, None)
+        t1 = time.perf_counter()
+        netlist = _ir.build_netlist(fragment, ports=_ports(dut), name=TOP)
+        t2 = time.perf_counter()
+    return {"seconds": t2 - t0, "seconds_fragment": t1 - t0, "seconds_netlist": t2 - t1,
+            "netlist_cells": len(netlist.cells), "netlist_modules": len(netlist.modules),
+            **gct.info()}
+
+
+def verilog(work: Path, cfg: dict) -> dict:
+    from amaranth.back import verilog as back
+    from hdl import HSSAccelerator
+    with GCTimer() as gct:
+        t0 = time.perf_counter()
+        text = back.convert(HSSAccelerator(_config(cfg)), name=TOP)
+        seconds = time.perf_counter() - t0
+    raw_bytes = len(text.encode())
+    # as `python -m gen` writes it: `src` attributes relative to the project or
+    # site-packages, so that the size does not depend on where the checkout is
+    from gen.emit import _relative_src
+    text = _relative_src(text)
+    rtl = work / "rtl"
+    rtl.mkdir(parents=True, exist_ok=True)
+    (rtl / f"{TOP}.v").write_text(text)
+    return {"seconds": seconds, "bytes": len(text.encode()), "bytes_raw": raw_bytes,
+            "modules": sum(1 for line in text.splitlines() if line.startswith("module ")),
+            **gct.info()}
+
+
+def testbench(work: Path, cfg: dict) -> dict:
+    import numpy as np
+
+    import hss
+    from gen.testbench import write_testbench
+    from hdl.stimulus import gemm_vectors
+    c = _config(cfg)
+    rng = np.random.default_rng(cfg.get("seed", 1))
+    lo, hi = (-(1 << (c.width - 1)), (1 << (c.width - 1)) - 1) if c.signed \
+        else (0, (1 << c.width) - 1)
+    dtype = hss.dtype_for(c.width, c.signed)
+    W = hss.prune(rng.integers(lo, hi, (cfg["m"], cfg["k"]), endpoint=True).astype(dtype),
+                  c.pattern)
+    A = rng.integers(lo, hi, (cfg["k"], cfg["n"]), endpoint=True).astype(dtype)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hss.PaddingWarning)
+        vectors = gemm_vectors(c, W, A)
+    t1 = time.perf_counter()
+    write_testbench(work / "tb", vectors, top=TOP, rtl_rel=f"../rtl/{TOP}.v")
+    t2 = time.perf_counter()
+    sizes = {f.name: f.stat().st_size for f in (work / "tb").glob("*.hex")}
+    return {"seconds": t2 - t0, "seconds_vectors": t1 - t0, "seconds_write": t2 - t1,
+            "steps": vectors.steps, "tiles": vectors.tiles, "hex_bytes": sum(sizes.values())}
+
+
+class PassTimer:
+    """Wall time per yosys pass, from the moment each ``N.N. Executing X`` header shows up
+    in the log while yosys runs (polled every 0.1 s: the log is written as yosys goes, and
+    the time of a section runs to the next header). ``synth`` masks the pass times in the
+    logs it keeps, so the split is taken live."""
+
+    _HEADER = re.compile(r"^[\d.]+ Executing (\S+?)\.?(?:\s|$)")
+
+    def __init__(self, log: Path, interval: float = 0.1):
+        self.log, self.interval = log, interval
+        self.marks: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self):
+        self.log.unlink(missing_ok=True)
+        self.t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.t1 = time.perf_counter()
+
+    def _poll(self):
+        pos, tail = 0, ""
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                with open(self.log, "rb") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                    pos += len(chunk)
+            except OSError:
+                chunk = b""
+            now = time.perf_counter()
+            lines = (tail + chunk.decode(errors="replace")).split("\n")
+            tail = lines.pop()
+            for line in lines:
+                m = self._HEADER.match(line)
+                if m:
+                    self.marks.append((now, m.group(1).upper()))
+            if stopping:
+                return
+            self._stop.wait(self.interval)
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds per pass name (sections of the same name summed), largest first."""
+        out: dict[str, float] = {}
+        ends = [t for t, _ in self.marks[1:]] + [self.t1]
+        for (t, name), end in zip(self.marks, ends):
+            out[name] = out.get(name, 0.0) + end - t
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _synth_info(timer: PassTimer, t0: float) -> dict:
+    per_pass = timer.seconds()
+    abc = sum(v for k, v in per_pass.items() if k.startswith("ABC"))
+    return {"seconds": time.perf_counter() - t0, "seconds_abc": abc,
+            "top_passes": dict(list(per_pass.items())[:6])}
+
+
+def nand2(work: Path, cfg: dict) -> dict:
+    import synth
+    text = (work / "rtl" / f"{TOP}.v").read_text()
+    folder = work / "synth" / "generic"
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with PassTimer(folder / "area.log") as timer:
+        r = synth.area_nand2(text, TOP, folder, fast=cfg.get("fast", False))
+    return {**_synth_info(timer, t0), "nand2_eq": r["total"]["area"],
+            "flip_flops": r["total"]["ff_count"], "fast": cfg.get("fast", False),
+            "modules": len(r["modules"])}
+
+
+def ecp5(work: Path, cfg: dict) -> dict:
+    import synth
+    text = (work / "rtl" / f"{TOP}.v").read_text()
+    folder = work / "synth" / "ecp5"
+    folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with PassTimer(folder / "ecp5.log") as timer:
+        r = synth.ecp5(text, TOP, folder)
+    return {**_synth_info(timer, t0), "lut4": r["lut4"], "ff": r["ff"],
+            "mult18x18d": r["mult18x18d"], "ccu2c": r["ccu2c"]}
+
+
+def parse(output: str) -> dict:
+    """The ``STAGE-RESULT`` of a stage's output."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(PREFIX):
+            return json.loads(line[len(PREFIX):])
+    raise RuntimeError(f"stage printed no result:\n{output[-2000:]}")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3 or argv[0] not in STAGES:
+        print(f"usage: python -m bench.stage {{{','.join(STAGES)}}} WORKDIR CONFIG_JSON",
+              file=sys.stderr)
+        return 2
+    stage, work, cfg = argv[0], Path(argv[1]), json.loads(argv[2])
+    work.mkdir(parents=True, exist_ok=True)
+    result = globals()[stage](work, cfg)
+    print(PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
