@@ -6,13 +6,12 @@ always-ready output. Amaranth runs async testbenches that set packed payloads
 (``ctx.set(Value.cast(port), int)``), as ``sim_tests/simkit.py`` does; Verilator and Icarus
 run the generator's self-checking testbench (``gen.testbench`` + ``gen.simulate``).
 Amaranth and Icarus run a short GEMM (~2k cycles), Verilator a long one (>= 100k cycles).
-The testbench reads its stimulus with ``$readmemh`` first; that time is measured apart by a
-program that only reads the same files, and taken out of the simulation rate. Every run
+The testbench reads its stimulus with ``$readmemh`` first; that time is measured apart by
+running it with ``+load_only`` (it stops once loaded), and taken out of the simulation rate. Every run
 must produce the golden Z in ``steps + LATENCY`` cycles, or the benchmark fails.
 """
 from __future__ import annotations
 
-import re
 import subprocess
 import tempfile
 import time
@@ -133,30 +132,6 @@ def amaranth_sim(config, vectors) -> dict:
             "load": None}
 
 
-_LOCALPARAM = re.compile(r"^\s*localparam integer \w+ = -?\d+;$", re.M)
-
-
-def _load_only(tb_dir: Path) -> str:
-    """A program that only does the testbench's ``$readmemh`` (same files, widths and
-    depths) and ends: its run time is the start-up and file reading inside a run."""
-    params = "\n".join(_LOCALPARAM.findall((tb_dir / "tb.sv").read_text()))
-    return f"""\
-module load_only;
-{params}
-  reg [W_BITS-1:0] w_mem [0:BEATS-1];
-  reg [A_BITS-1:0] a_mem [0:BEATS-1];
-  reg [Z_BITS-1:0] e_mem [0:TILES-1];
-  initial begin
-    $readmemh("weights.hex", w_mem);
-    $readmemh("acts.hex", a_mem);
-    $readmemh("expected.hex", e_mem);
-    $display("LOADED %0d %0d %0d", w_mem[BEATS-1][0], a_mem[BEATS-1][0], e_mem[TILES-1][0]);
-    $finish;
-  end
-endmodule
-"""
-
-
 def _timed(cmd: list[str], cwd: Path) -> float:
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -168,21 +143,11 @@ def _timed(cmd: list[str], cwd: Path) -> float:
 
 
 def load_seconds(tb_dir: Path, simulator: str, repeats: int) -> float:
-    """Best-of-``repeats`` run time of the load-only program (built beside the testbench and
-    run through ``make``, like the testbench, so that both carry make's start-up)."""
-    from gen.simulate import find_verilator
-    (tb_dir / "load_only.sv").write_text(_load_only(tb_dir))
-    if simulator == "verilator":
-        subprocess.run([find_verilator(), "--binary", "--timescale", "1ns/1ps", "--top-module",
-                        "load_only", "-Wno-fatal", "--Mdir", "obj_load", "-o", "Vload",
-                        "load_only.sv"], cwd=tb_dir, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        run = "./obj_load/Vload"
-    else:
-        subprocess.run(["iverilog", "-g2012", "-s", "load_only", "-o", "load_only.vvp",
-                        "load_only.sv"], cwd=tb_dir, check=True, stdin=subprocess.DEVNULL)
-        run = "vvp -n load_only.vvp"
-    (tb_dir / "load_only.mk").write_text(f"run-load:\n\t{run}\n")
+    """Best-of-``repeats`` run time of the built testbench with ``+load_only`` (it stops
+    once its ``$readmemh`` is done), run through ``make`` like the full run, so that both
+    carry make's start-up."""
+    run = "./obj_dir/Vtb" if simulator == "verilator" else "vvp -n tb.vvp"
+    (tb_dir / "load_only.mk").write_text(f"run-load:\n\t{run} +load_only\n")
     cmd = ["make", "--no-print-directory", "-f", "load_only.mk", "run-load"]
     return min(_timed(cmd, tb_dir) for _ in range(repeats))
 
@@ -272,8 +237,8 @@ def run(args) -> None:
         f"*Icarus*, *Verilator*: the generator's testbench run by `gen.simulate` "
         f"(`make build-<sim>`, then `make run-<sim>`; Verilator: best of {3 if args.quick else 5} runs). A run "
         f"starts by reading the hex files with `$readmemh` ({hex_mb['short']:.1f} MB short, "
-        f"{hex_mb['long']:.1f} MB long); *load s* is the run time of a program that only "
-        f"reads the same files into the same memories, *sim s* = run s - load s, and "
+        f"{hex_mb['long']:.1f} MB long); *load s* is the run time of the same testbench "
+        f"with `+load_only` (it stops once the files are read), *sim s* = run s - load s, and "
         f"*cycles/s* = cycles / sim s (*incl. load* = cycles / run s). *vs Amaranth* "
         f"compares cycles/s.",
         "",

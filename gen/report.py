@@ -189,9 +189,10 @@ def markdown(r, area_only=False) -> str:
 def write_report(folder: Path, report: dict, area_only: bool = False) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     stem = "area" if area_only else "report"
-    data = {k: v for k, v in report.items() if k != "summary"}
     if area_only:
-        data = {k: report[k] for k in ("pattern", "array", "values", "speedup_limit")}
-        data.update(area=report["area"], sparsity_tax=report["sparsity_tax"])
+        keys = ("pattern", "array", "values", "speedup_limit", "area", "sparsity_tax")
+        data = {k: report[k] for k in keys}
+    else:
+        data = {k: v for k, v in report.items() if k != "summary"}
     write_json(folder / f"{stem}.json", data)
     (folder / f"{stem}.md").write_text(markdown(report, area_only) + "\n")

@@ -6,6 +6,8 @@ slot major, as in ``hss``), ``offsets.r<r>`` the rank-r offsets; dense ranks hav
 """
 from __future__ import annotations
 
+import functools
+
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
@@ -40,18 +42,22 @@ def pack_values(values, width: int) -> int:
     return pack_fields(values, width)
 
 
+@functools.lru_cache(maxsize=64)
+def _offset_fields(pattern: Pattern, width: int) -> tuple[tuple[int, int, int], ...]:
+    """(rank, bits per offset, bit position) of each stored rank, read from the layout once:
+    building a layout per packed group made packing a large GEMM slow."""
+    layout = group_layout(pattern, width, True)  # signedness does not change bit positions
+    base = layout["offsets"].offset
+    return tuple((r, pattern.offset_bits(r), base + layout["offsets"].shape[f"r{r}"].offset)
+                 for r in range(pattern.num_ranks) if not pattern.rank(r).dense)
+
+
 def pack_group(pattern: Pattern, width: int, values, offsets) -> int:
     """A compressed group as the integer of its ``group_layout`` bits.
 
     ``offsets[r]`` is indexed by rank number, as in ``hss.HSSMatrix.group``.
     """
-    layout = group_layout(pattern, width, True)  # signedness does not change bit positions
     word = pack_values(values, width)
-    off_layout = layout["offsets"].shape
-    base = layout["offsets"].offset
-    for r in range(pattern.num_ranks):
-        if pattern.rank(r).dense:
-            continue
-        field = off_layout[f"r{r}"]
-        word |= pack_fields(offsets[r], pattern.offset_bits(r)) << (base + field.offset)
+    for r, bits, position in _offset_fields(pattern, width):
+        word |= pack_fields(offsets[r], bits) << position
     return word
