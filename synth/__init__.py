@@ -3,11 +3,15 @@
 Takes Verilog text and a top module name (the caller converts from Amaranth),
 runs the YoWASP builds of yosys and nextpnr (pip extras ``synth`` and
 ``pnr``), and returns plain JSON-ready dicts. No project imports, so it works
-on any Verilog.
+on any Verilog. ``synth.tools`` finds, runs and stops every external tool of the
+project (simulators included): one place honours the overrides and the venv.
 """
+
+from . import tools
 
 from .flows import area_nand2, ecp5, fmax_ecp5, ice40, summarize_area, top_ports
 from .wrapper import pin_light_wrapper
+from .tools import ToolInterrupted, ToolMissing, ToolTimeout
 from .yosys import (TRANSISTORS, SynthError, ToolNotFound, liberty_cells, liberty_path,
                     run_nextpnr_ecp5, run_yosys, tool_command)
 
@@ -15,4 +19,5 @@ __all__ = [
     "area_nand2", "ecp5", "ice40", "fmax_ecp5", "top_ports", "summarize_area",
     "pin_light_wrapper", "SynthError", "ToolNotFound", "TRANSISTORS",
     "liberty_cells", "liberty_path", "run_yosys", "run_nextpnr_ecp5", "tool_command",
+    "tools", "ToolMissing", "ToolTimeout", "ToolInterrupted",
 ]

