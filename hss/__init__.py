@@ -5,6 +5,7 @@ computation the hardware performs. See shared/HSS.md for the definitions.
 """
 from .errors import ConformanceError, HSSError, PaddingWarning
 from .pattern import Pattern, PatternError, Rank
+from .modes import ModeSet, ModeSetError
 from .tensor import check_range, dtype_for, value_range
 from .compressed import (HSSMatrix, canonical_offsets, check_conforms, compress, conforms,
                          decompress, positions)
@@ -14,7 +15,8 @@ from .golden import (Step, accumulator_bits, decompress_group, matmul, max_produ
 from .packing import pack_fields, unpack_fields
 
 __all__ = [
-    "Pattern", "Rank", "PatternError", "HSSError", "ConformanceError", "PaddingWarning",
+    "Pattern", "Rank", "PatternError", "ModeSet", "ModeSetError", "HSSError",
+    "ConformanceError", "PaddingWarning",
     "HSSMatrix", "compress", "decompress", "conforms", "check_conforms", "positions",
     "canonical_offsets", "prune", "select", "Step", "step", "decompress_group", "matmul",
     "accumulator_bits", "max_products", "value_range", "check_range", "dtype_for",

@@ -61,7 +61,7 @@ class Pattern:
             if not isinstance(rank, Rank) or not all(
                     isinstance(v, int) and not isinstance(v, bool) for v in (rank.g, rank.h)):
                 raise PatternError(f"rank {number}: G and H must be integers in {text!r}")
-            _check_rank(rank.g, rank.h, number, text)
+            _check_rank(rank.g, rank.h, f"rank {number}", text)
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -75,20 +75,9 @@ class Pattern:
         ranks = []
         for i, part in enumerate(parts):
             number = len(parts) - 1 - i
-            fields = [f.strip() for f in part.split(":")]
             if part.strip() == "":
                 raise PatternError(f"rank {number}: empty rank in {text!r} (stray comma?)")
-            if len(fields) != 2:
-                raise PatternError(
-                    f"rank {number}: {part.strip()!r} is not G:H in {text!r} "
-                    "(ranks are separated by commas)")
-            for name, field in zip("GH", fields):
-                if not _INT.fullmatch(field):
-                    raise PatternError(
-                        f"rank {number}: {name}={field!r} is not a positive integer in {text!r}")
-            g, h = int(fields[0]), int(fields[1])
-            _check_rank(g, h, number, text)
-            ranks.append(Rank(g, h))
+            ranks.append(_parse_rank(part, f"rank {number}", text))
         return cls(tuple(ranks))
 
     @classmethod
@@ -198,10 +187,28 @@ class Pattern:
         return slot // math.prod(self.G[:r])
 
 
-def _check_rank(g: int, h: int, number: int, text: str) -> None:
+def _parse_rank(part: str, where: str, text: str, error: type[PatternError] = PatternError,
+                hint: str = "ranks are separated by commas") -> Rank:
+    """One ``G:H`` (whitespace tolerated), or ``error`` naming ``where`` and quoting ``text``.
+
+    Shared with ``ModeSet.parse``, which passes ``where="rank 1, alternative 2"``.
+    """
+    fields = [f.strip() for f in part.split(":")]
+    if len(fields) != 2:
+        raise error(f"{where}: {part.strip()!r} is not G:H in {text!r} ({hint})")
+    for name, field in zip("GH", fields):
+        if not _INT.fullmatch(field):
+            raise error(f"{where}: {name}={field!r} is not a positive integer in {text!r}")
+    g, h = int(fields[0]), int(fields[1])
+    _check_rank(g, h, where, text, error)
+    return Rank(g, h)
+
+
+def _check_rank(g: int, h: int, where: str, text: str,
+                error: type[PatternError] = PatternError) -> None:
     if h < 1:
-        raise PatternError(f"rank {number}: H={h} must be at least 1 in {text!r}")
+        raise error(f"{where}: H={h} must be at least 1 in {text!r}")
     if g < 1:
-        raise PatternError(f"rank {number}: G={g} must be at least 1 in {text!r}")
+        raise error(f"{where}: G={g} must be at least 1 in {text!r}")
     if g > h:
-        raise PatternError(f"rank {number}: G={g} exceeds H={h} in {text!r}")
+        raise error(f"{where}: G={g} exceeds H={h} in {text!r}")
