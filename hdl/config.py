@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from amaranth.hdl import Shape, signed, unsigned
 
-from hss import Pattern, accumulator_bits, max_products
+from hss import ModeSet, Pattern, accumulator_bits, max_products
+from hss.lanes import LaneSchedule, default_macs
 
-__all__ = ["AcceleratorConfig", "value_shape"]
+__all__ = ["AcceleratorConfig", "FlexConfig", "value_shape"]
 
 MAX_ARRAY_SIDE = 64
 MAX_VALUE_WIDTH = 32
@@ -122,3 +124,86 @@ class AcceleratorConfig:
         """A file-system friendly name, e.g. ``hss_4-6_2-4_4x4_s8``."""
         ranks = "_".join(f"{r.g}-{r.h}" for r in self.pattern.ranks)
         return f"hss_{ranks}_{self.rows}x{self.cols}_{'s' if self.signed else 'u'}{self.width}"
+
+
+@dataclass(frozen=True)
+class FlexConfig:
+    """A flexible build: one array that runs every mode of ``modes`` (an ``hss.ModeSet``),
+    chosen per tile at run time, on ``macs`` multipliers per PE (``hss.lanes``).
+
+    ``acc_width`` defaults to the narrowest accumulator that cannot overflow in any mode for
+    K up to ``max_k`` (the densest mode sums the most products).
+    """
+    modes: ModeSet
+    rows: int = 4
+    cols: int = 4
+    width: int = 8
+    signed: bool = True
+    max_k: int = 4096
+    acc_width: int | None = field(default=None)
+    macs: int | None = field(default=None)
+
+    def __post_init__(self):
+        if isinstance(self.modes, (str, Pattern)):
+            object.__setattr__(self, "modes", ModeSet.coerce(self.modes))
+        if not isinstance(self.modes, ModeSet):
+            raise TypeError(f"modes must be an hss.ModeSet or a string like "
+                            f"'4:4|4:6,2:4|1:4', not {self.modes!r}")
+        _check_int("rows", self.rows, 1, MAX_ARRAY_SIDE)
+        _check_int("cols", self.cols, 1, MAX_ARRAY_SIDE)
+        _check_int("width", self.width, 2, MAX_VALUE_WIDTH)
+        if not isinstance(self.signed, bool):
+            raise TypeError(f"signed must be a bool, not {self.signed!r}")
+        _check_int("max_k", self.max_k, 1)
+        if self.macs is None:
+            object.__setattr__(self, "macs", default_macs(self.modes.modes))
+        _check_int("macs", self.macs, 1, 1024)
+        self.schedule                       # eager: a set these lanes cannot run is an error
+        if self.acc_width is None:
+            object.__setattr__(self, "acc_width", self.min_acc_width)
+        _check_int("acc_width", self.acc_width, 2, 128)
+
+    @cached_property
+    def schedule(self) -> LaneSchedule:
+        return LaneSchedule(self.modes.modes, self.macs)
+
+    @property
+    def value_shape(self) -> Shape:
+        return value_shape(self.width, self.signed)
+
+    @property
+    def acc_shape(self) -> Shape:
+        return value_shape(self.acc_width, self.signed)
+
+    @property
+    def max_products(self) -> int:
+        """Products summed into one output at K = ``max_k``, in the densest case."""
+        return max(max_products(p, self.max_k) for p in self.modes.modes)
+
+    @property
+    def max_steps(self) -> int:
+        """PE steps per tile the accumulator is sized for (every step adds ``macs``
+        products per output)."""
+        return -(-self.max_products // self.macs)
+
+    @property
+    def min_acc_width(self) -> int:
+        return accumulator_bits(self.width, self.signed, self.max_products)
+
+    @property
+    def multipliers(self) -> int:
+        return self.rows * self.cols * self.macs
+
+    def dense_twin(self) -> AcceleratorConfig:
+        """The dense array with the same multipliers (``macs:macs``) and accumulators."""
+        return AcceleratorConfig(Pattern.parse(f"{self.macs}:{self.macs}"), self.rows,
+                                 self.cols, self.width, self.signed, self.max_k,
+                                 self.acc_width)
+
+    @property
+    def name(self) -> str:
+        """e.g. ``hssflex_4-4.4-5.4-6.4-7_4-4.2-4.1-4_m8_4x4_s8``."""
+        ranks = "_".join(".".join(f"{a.g}-{a.h}" for a in alts)
+                         for alts in self.modes.alternatives)
+        return (f"hssflex_{ranks}_m{self.macs}_{self.rows}x{self.cols}_"
+                f"{'s' if self.signed else 'u'}{self.width}")

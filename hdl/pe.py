@@ -118,6 +118,7 @@ class PE(wiring.Component):
             raise TypeError(f"pattern must be an hss.Pattern, not {pattern!r}")
         _check_format(width, is_signed, acc_width)
         self.pattern, self.width, self.is_signed = pattern, width, is_signed
+        self.lanes = pattern.slots          # multipliers
         self.acc_shape = value_shape(acc_width, is_signed)
         value = value_shape(width, is_signed)
         super().__init__({
@@ -152,7 +153,6 @@ class PE(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p = self.pattern
         chosen = self._select(m)
 
         # stage 1: selected activations and weight values
@@ -166,7 +166,7 @@ class PE(wiring.Component):
         m.d.comb += self.selected.eq(selected)
 
         # stage 2: products
-        m.submodules.mul = mul = Multipliers(p.slots, self.width, self.is_signed)
+        m.submodules.mul = mul = Multipliers(self.lanes, self.width, self.is_signed)
         m.d.comb += [mul.a.eq(weights), mul.b.eq(selected)]
         products = Signal.like(mul.p, reset_less=True)
         v2, f2, l2 = Signal(), Signal(), Signal()
@@ -174,7 +174,7 @@ class PE(wiring.Component):
             m.d.sync += [products.eq(mul.p), v2.eq(v1), f2.eq(f1), l2.eq(l1)]
 
         # stage 3: the adder tree's sum
-        m.submodules.reduce = tree = AdderTree(p.slots, mul.p.shape().elem_shape)
+        m.submodules.reduce = tree = AdderTree(self.lanes, mul.p.shape().elem_shape)
         m.d.comb += tree.products.eq(products)
         partial = Signal.like(tree.partial, reset_less=True)
         v3, f3, l3 = Signal(), Signal(), Signal()

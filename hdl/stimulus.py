@@ -13,11 +13,12 @@ import numpy as np
 
 import hss
 
-from .config import AcceleratorConfig
+from .config import AcceleratorConfig, FlexConfig
+from .flex import flex_act_beat_layout, flex_row_layout, flex_weight_beat_layout
 from .layouts import pack_group, pack_values
 from .top import tile_layout, weight_beat_layout
 
-__all__ = ["GemmVectors", "gemm_vectors", "unpack_tile"]
+__all__ = ["GemmVectors", "gemm_vectors", "flex_gemm_vectors", "unpack_tile"]
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,8 @@ class GemmVectors:
     """Beats for ``Z[M, N] = W[M, K] @ A[K, N]`` on a ``rows x cols`` array.
 
     Tiles run row-tile major: tile ``t`` covers rows ``tile_origins[t][0] + [0, rows)`` and
-    columns ``tile_origins[t][1] + [0, cols)``; each takes ``steps_per_tile`` beats of each
-    input stream. ``expected`` holds the golden Z (M, N); ``expected_tiles`` the same
+    columns ``tile_origins[t][1] + [0, cols)``; each takes ``steps_per_tile`` steps, i.e.
+    ``steps_per_tile / steps_per_beat`` beats of each input stream. ``expected`` holds the golden Z (M, N); ``expected_tiles`` the same
     values per tile (rows, cols), zero where the tile overhangs M or N.
     """
     config: AcceleratorConfig
@@ -39,14 +40,22 @@ class GemmVectors:
     act_beats: tuple[int, ...]
     expected: np.ndarray
     expected_tiles: np.ndarray
+    steps_per_beat: int = 1         # a flexible build takes a beat in several steps in some modes
+    mode: int | None = None         # the mode number of a flexible build's GEMM
 
     @property
     def tiles(self) -> int:
         return len(self.tile_origins)
 
     @property
-    def steps(self) -> int:
+    def beats(self) -> int:
+        """Beats of each input stream."""
         return len(self.weight_beats)
+
+    @property
+    def steps(self) -> int:
+        """PE steps: the cycles the GEMM takes without stalls, latency aside."""
+        return len(self.weight_beats) * self.steps_per_beat
 
     def assemble(self, tiles) -> np.ndarray:
         """Z (M, N) from per-tile results (rows, cols), in tile order."""
@@ -120,6 +129,89 @@ def gemm_vectors(config: AcceleratorConfig, W, A) -> GemmVectors:
     tiles = np.stack([zp[r0:r0 + c.rows, c0:c0 + c.cols] for r0, c0 in origins])
     return GemmVectors(c, m, k, n, groups, tuple(origins), tuple(w_beats), tuple(a_beats),
                        expected, tiles)
+
+
+def _flex_row_word(c: FlexConfig, mode: int, groups) -> int:
+    """One PE row's part of a weights beat: ``groups`` = [(values, offsets)] of the beat,
+    concatenated in the canonical format of the mode (see ``hdl.flex``)."""
+    s, p = c.schedule, c.modes.mode(mode)
+    layout = flex_row_layout(c)
+    values = [v for vals, _ in groups for v in vals]
+    word = pack_values(values, c.width)
+    for r in range(p.num_ranks):
+        if p.rank(r).dense:
+            continue
+        base = layout["offsets"].offset + layout["offsets"].shape[f"r{r}"].offset
+        offsets = [o for _, offs in groups for o in offs[r]]
+        word |= hss.pack_fields(offsets, s.offset_bits(r)) << base
+    return word
+
+
+def flex_gemm_vectors(config: FlexConfig, W, A, mode) -> GemmVectors:
+    """``gemm_vectors`` for a flexible build, with every tile in ``mode`` (a mode number or
+    pattern of ``config.modes``). ``W`` must conform to that mode's pattern. Groups are
+    packed ``groups_per_beat`` to a beat (a tile's last beat padded with empty groups)."""
+    c, s = config, config.schedule
+    mode = mode if isinstance(mode, int) else c.modes.index(mode)
+    p = c.modes.mode(mode)
+    W = hss.tensor.as_matrix(W, "W", allow_float=False)
+    A = hss.tensor.as_matrix(A, "A", allow_float=False)
+    if A.shape[0] != W.shape[1]:
+        raise hss.HSSError(f"shapes do not chain: W is {W.shape[0]}x{W.shape[1]} but A is "
+                           f"{A.shape[0]}x{A.shape[1]} (A needs K={W.shape[1]} rows)")
+    hss.check_range(W, c.width, c.signed, "W")
+    hss.check_range(A, c.width, c.signed, "A")
+    m, k = W.shape
+    n = A.shape[1]
+    expected = hss.matmul(hss.compress(W, p), A)
+    per_beat = s.groups_per_beat(mode)
+    groups = -(-k // p.group_size)
+    beats = -(-groups // per_beat)
+    tile_rows, tile_cols = -(-m // c.rows), -(-n // c.cols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hss.PaddingWarning)
+        Wc = hss.compress(_pad_to(W, tile_rows * c.rows, beats * per_beat * p.group_size), p)
+    Ap = _pad_to(A, beats * per_beat * p.group_size, tile_cols * c.cols)
+
+    beat = flex_weight_beat_layout(c)
+    row_bits = flex_row_layout(c).size
+    region_bits = s.region_size * c.width
+    column_bits = flex_act_beat_layout(c).elem_shape.size
+    mode_field = (mode << beat["mode"].offset) if c.modes.mode_bits else 0
+    last_at = beat["last"].offset
+    row_words = [[_flex_row_word(c, mode, [Wc.group(row, b * per_beat + j)
+                                           for j in range(per_beat)]) for b in range(beats)]
+                 for row in range(tile_rows * c.rows)]
+    act_words = []
+    for col in range(tile_cols * c.cols):
+        words = []
+        for b in range(beats):
+            word = 0
+            for j in range(per_beat):
+                g = b * per_beat + j
+                word |= pack_values(Ap[g * p.group_size:(g + 1) * p.group_size, col],
+                                    c.width) << (j * region_bits)
+            words.append(word)
+        act_words.append(words)
+
+    origins, w_beats, a_beats = [], [], []
+    for ti in range(tile_rows):
+        for tj in range(tile_cols):
+            origins.append((ti * c.rows, tj * c.cols))
+            for b in range(beats):
+                word = mode_field | (int(b == beats - 1) << last_at)
+                for i in range(c.rows):
+                    word |= row_words[ti * c.rows + i][b] << (i * row_bits)
+                w_beats.append(word)
+                word = 0
+                for j in range(c.cols):
+                    word |= act_words[tj * c.cols + j][b] << (j * column_bits)
+                a_beats.append(word)
+    zp = _pad_to(expected, tile_rows * c.rows, tile_cols * c.cols)
+    tiles = np.stack([zp[r0:r0 + c.rows, c0:c0 + c.cols] for r0, c0 in origins])
+    return GemmVectors(c, m, k, n, beats * s.steps_per_beat(mode), tuple(origins),
+                       tuple(w_beats), tuple(a_beats), expected, tiles,
+                       steps_per_beat=s.steps_per_beat(mode), mode=mode)
 
 
 def unpack_tile(config: AcceleratorConfig, word: int) -> tuple[np.ndarray, bool]:

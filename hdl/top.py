@@ -66,10 +66,26 @@ class HSSAccelerator(wiring.Component):
             "tiles": Out(stream.Signature(tile_layout(c))),
         })
 
+    def _array(self):
+        return PEArray(self.config)
+
+    def _feed(self, m: Module, array, step, en):
+        """Drive the input readies and the array's data; return the signal that marks a
+        tile's last step. Here every step takes one beat of each stream."""
+        m.d.comb += [
+            self.weights.ready.eq(self.activations.valid & en),
+            self.activations.ready.eq(self.weights.valid & en),
+            array.en.eq(en), array.valid.eq(step), array.first.eq(self._first),
+            array.last.eq(self.weights.payload.last),
+            array.weights.eq(self.weights.payload.groups),
+            array.acts.eq(self.activations.payload),
+        ]
+        return self.weights.payload.last
+
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        m.submodules.array = array = PEArray(c)
+        m.submodules.array = array = self._array()
 
         full = Signal()                            # the output register holds a tile
         take = ~full | self.tiles.ready           # a finished tile can be stored now
@@ -77,23 +93,16 @@ class HSSAccelerator(wiring.Component):
         m.d.comb += en.eq(~array.sum_valid | take)
 
         step = self.weights.valid & self.activations.valid & en
-        first = Signal(init=1)                     # the next step starts a tile
-        m.d.comb += [
-            self.weights.ready.eq(self.activations.valid & en),
-            self.activations.ready.eq(self.weights.valid & en),
-            array.en.eq(en), array.valid.eq(step), array.first.eq(first),
-            array.last.eq(self.weights.payload.last),
-            array.weights.eq(self.weights.payload.groups),
-            array.acts.eq(self.activations.payload),
-        ]
+        first = self._first = Signal(init=1, name="first")   # the next step starts a tile
+        last = self._feed(m, array, step, en)
         with m.If(step):
-            m.d.sync += first.eq(self.weights.payload.last)
+            m.d.sync += first.eq(last)
 
         # Steps of the current tile so far, saturating at max_steps: a tile overflows when
         # its last step finds max_steps steps before it.
         count = Signal(range(c.max_steps + 1))
         with m.If(step):
-            with m.If(self.weights.payload.last):
+            with m.If(last):
                 m.d.sync += count.eq(0)
             with m.Elif(count < c.max_steps):
                 m.d.sync += count.eq(count + 1)

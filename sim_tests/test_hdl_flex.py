@@ -1,0 +1,152 @@
+"""The flexible build (``hdl.flex``) against the golden model: every mode of a set in one
+simulation, tiles of different modes back to back, with random gaps and back-pressure; the
+steering against ``hss.lanes``; cycles = steps + latency in every mode (all lanes busy)."""
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+import hss
+from hdl.config import FlexConfig
+from hdl.flex import FLEX_LATENCY, FlexAccelerator, RowSteer, flex_row_layout
+from hdl.stimulus import _flex_row_word, flex_gemm_vectors, unpack_tile
+from simkit import Cycles, activations, quiet_padding, receive, run, send, weights
+
+HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
+
+
+def simulate(config, vectors, *, idle=0.0, stall=0.0, seed=0):
+    dut = FlexAccelerator(config)
+    w_beats = [b for v in vectors for b in v.weight_beats]
+    a_beats = [b for v in vectors for b in v.act_beats]
+    n_tiles = sum(v.tiles for v in vectors)
+    cycles, w_log, a_log, t_log, result = Cycles(), [], [], [], {}
+
+    async def weights_tb(ctx):
+        await send(ctx, dut.weights, w_beats, idle=idle, seed=seed, log=w_log, cycles=cycles)
+
+    async def acts_tb(ctx):
+        await send(ctx, dut.activations, a_beats, idle=idle, seed=seed + 1, log=a_log,
+                   cycles=cycles)
+
+    async def tiles_tb(ctx):
+        result["tiles"] = await receive(ctx, dut.tiles, n_tiles, stall=stall, seed=seed + 2,
+                                        log=t_log, cycles=cycles, check_stable=True)
+
+    steps = sum(v.steps for v in vectors)
+    run(dut, [weights_tb, acts_tb, tiles_tb], background=[cycles],
+        timeout_cycles=50 * (steps + n_tiles) + 100)
+    assert w_log == a_log, "the two input streams must advance together"
+    return [unpack_tile(config, w) for w in result["tiles"]], w_log, t_log
+
+
+def gemms(config, rng, kind="random", shapes=None):
+    """One GEMM per mode of the set, W pruned to that mode."""
+    out = []
+    for mode, p in enumerate(config.modes.modes):
+        m, k, n = shapes[mode % len(shapes)] if shapes else (config.rows + 1, 2 * p.group_size
+                                                             + 3, config.cols + 1)
+        W = weights(rng, p, m, k, config.width, config.signed, kind)
+        A = activations(rng, k, n, config.width, config.signed)
+        with quiet_padding():
+            out.append(flex_gemm_vectors(config, W, A, mode))
+    return out
+
+
+def check(vectors, tiles):
+    n = 0
+    for v in vectors:
+        got = tiles[n:n + v.tiles]
+        n += v.tiles
+        for t, ((z, over), want) in enumerate(zip(got, v.expected_tiles)):
+            assert (z == want).all(), (f"mode {v.config.modes.mode(v.mode)}, tile {t}:\n{z}"
+                                       f"\nexpected\n{want}")
+            assert not over
+        assert (v.assemble([z for z, _ in got]) == v.expected).all()
+    assert n == len(tiles)
+
+
+@pytest.mark.parametrize("modes, rows, cols, signed, macs", [
+    (HIGHLIGHT, 2, 2, True, None),
+    (HIGHLIGHT, 1, 2, False, 16),
+    (HIGHLIGHT, 1, 1, True, 4),
+    ("2:2|2:3,2:4|4:4,1:2|2:2", 2, 1, True, None),     # three ranks
+    ("2:4|4:4", 1, 2, True, None),                      # outermost G differs: T = 1
+    ("8:8|8:12|8:16|8:24", 1, 1, False, None),          # one rank, H varies
+])
+def test_every_mode_back_to_back_with_backpressure(modes, rows, cols, signed, macs):
+    config = FlexConfig(modes, rows, cols, 8, signed, macs=macs)
+    rng = np.random.default_rng(7)
+    vectors = gemms(config, rng)
+    # mode order shuffled, so that every kind of mode change happens between tiles
+    order = rng.permutation(len(vectors))
+    vectors = [vectors[i] for i in order]
+    tiles, _, _ = simulate(config, vectors, idle=0.3, stall=0.3, seed=3)
+    check(vectors, tiles)
+
+
+@pytest.mark.parametrize("kind", ["extreme", "full", "zeros", "sparser"])
+def test_edge_values_every_mode(kind):
+    config = FlexConfig(HIGHLIGHT, 1, 1, 8, True)
+    vectors = gemms(config, np.random.default_rng(11), kind)
+    tiles, _, _ = simulate(config, vectors)
+    check(vectors, tiles)
+
+
+def test_cycles_are_steps_plus_latency_in_every_mode():
+    """No stalls: all lanes busy in every mode, so each mode's tiles take exactly its steps
+    (``ceil(slots per row / macs)``), back to back, plus the latency once."""
+    config = FlexConfig(HIGHLIGHT, 1, 1, 8, True)
+    rng = np.random.default_rng(5)
+    for v in gemms(config, rng, shapes=[(1, 4096, 1)]):
+        p = config.modes.mode(v.mode)
+        groups = -(-4096 // p.group_size)
+        assert v.steps == -(-groups * p.slots // config.macs)    # every lane busy
+        assert v.steps == config.schedule.ideal_steps(v.mode, groups)
+        tiles, w_log, t_log = simulate(config, [v])
+        check([v], tiles)
+        first_step = w_log[0] - (v.steps_per_beat - 1)     # a beat is taken at its last step
+        assert t_log[-1] - first_step + 1 == v.steps + FLEX_LATENCY, str(p)
+        speedup = 4096 / v.steps / config.macs                     # vs a dense 8-MAC PE
+        assert speedup >= 0.95 / float(p.density), str(p)
+
+
+def test_row_steer_matches_the_lane_schedule():
+    """Every lane's value and position, for random canonical groups of every mode and
+    phase, equal ``LaneSchedule.lane`` / ``position`` (the golden steering)."""
+    config = FlexConfig(HIGHLIGHT, 1, 1, 8, True)
+    s = config.schedule
+    rng = np.random.default_rng(1)
+    dut = RowSteer(config)
+    cases = []
+    for mode, p in enumerate(s.modes):
+        for _ in range(3):
+            W = weights(rng, p, 1, p.group_size * s.groups_per_beat(mode), 8, True, "random")
+            c = hss.compress(W, p)
+            groups = [c.group(0, g) for g in range(s.groups_per_beat(mode))]
+            for phase in range(s.steps_per_beat(mode)):
+                cases.append((mode, phase, groups))
+
+    async def tb(ctx):
+        for mode, phase, groups in cases:
+            ctx.set(dut.row.as_value(), _flex_row_word(config, mode, groups))
+            ctx.set(dut.mode, mode)
+            ctx.set(dut.phase, phase)
+            for k in range(s.macs):
+                j, slot = s.lane(mode, phase, k)
+                values, offsets = groups[j]
+                assert ctx.get(dut.lanes.values[k]) == values[slot]
+                assert ctx.get(dut.lanes.pos[k]) == s.position(mode, slot, offsets)
+                assert s.position(mode, slot, offsets) in s.candidates[k]
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_lane_muxes_are_smaller_than_a_one_rank_design():
+    """The point of HSS under flexibility: 16 positions per lane for HighLight's 12 modes,
+    49 for a one-rank set of the same densities (8:8 ... 8:56)."""
+    hss_lanes = FlexConfig(HIGHLIGHT).schedule
+    naive = FlexConfig("8:8|8:10|8:12|8:14|8:16|8:20|8:24|8:28|8:32|8:40|8:48|8:56").schedule
+    assert hss_lanes.macs == naive.macs == 8
+    assert hss_lanes.mux_inputs == 8 * 16 and naive.mux_inputs == 8 * 49
