@@ -194,6 +194,24 @@ class FlexConfig:
     def multipliers(self) -> int:
         return self.rows * self.cols * self.macs
 
+    @property
+    def beat_bits(self) -> int:
+        """Bits of one weights plus one activations beat (the ports' width)."""
+        s = self.schedule
+        row = s.beat_values * self.width + sum(s.offset_fields(r) * s.offset_bits(r)
+                                               for r in range(s.num_ranks))
+        return (self.rows * row + self.modes.mode_bits + 1
+                + self.cols * s.max_groups_per_beat * s.region_size * self.width)
+
+    @property
+    def estimated_nand2_eq(self) -> int:
+        """The cheap size estimate of ``AcceleratorConfig.estimated_nand2_eq``, with the
+        lane muxes (``LaneSchedule.mux_inputs``) as the selectors."""
+        per_pe = (9 * self.macs * self.width ** 2
+                  + 1.5 * self.schedule.mux_inputs * self.width
+                  + 10 * (4 * self.macs * self.width + 3 * self.acc_width))
+        return int(self.rows * self.cols * per_pe)
+
     def dense_twin(self) -> AcceleratorConfig:
         """The dense array with the same multipliers (``macs:macs``) and accumulators."""
         return AcceleratorConfig(Pattern.parse(f"{self.macs}:{self.macs}"), self.rows,

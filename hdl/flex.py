@@ -32,7 +32,7 @@ from .config import FlexConfig, value_shape
 from .pe import PE, PE_LATENCY
 from .top import HSSAccelerator
 
-__all__ = ["FlexAccelerator", "FlexPE", "FlexPEArray", "RowSteer", "RegionWindow",
+__all__ = ["FlexAccelerator", "FlexPE", "FlexPEArray", "RowSteer", "RegionWindow", "LaneSelect",
            "flex_row_layout", "flex_weight_beat_layout", "flex_act_beat_layout",
            "flex_tile_layout", "lane_layout", "FLEX_LATENCY"]
 
@@ -174,11 +174,35 @@ class RegionWindow(wiring.Component):
         return m
 
 
+class LaneSelect(wiring.Component):
+    """One activation mux per lane: lane ``k`` reads region ``k // T`` at ``pos[k]``, among
+    only the positions it can need in some mode (``LaneSchedule.candidates[k]``: 16 of 28
+    per lane for HighLight's set at 8 lanes, where a one-rank flexible design needs 49 of
+    56). Combinational; its own module so that area reports show the selection apart."""
+
+    def __init__(self, config: FlexConfig):
+        self.config = c = _check(config)
+        super().__init__({
+            "regions": In(data.ArrayLayout(_region_layout(c), c.schedule.rows)),
+            "pos": In(lane_layout(c)["pos"].shape),
+            "lanes": Out(data.ArrayLayout(c.value_shape, c.macs)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        s = self.config.schedule
+        for k, positions in enumerate(s.candidates):
+            region = self.regions[k // s.top_kept]
+            with m.Switch(self.pos[k]):
+                for pos in positions:
+                    with m.Case(pos):
+                        m.d.comb += self.lanes[k].eq(region[pos])
+        return m
+
+
 class FlexPE(PE):
-    """The PE pipeline behind one activation mux per lane: lane ``k`` reads region
-    ``k // T`` at ``pos[k]``, among only the positions it can need in some mode
-    (``LaneSchedule.candidates[k]``; on average 16 of 28 for HighLight's set at 8 lanes,
-    where a one-rank flexible design needs 49 of 56)."""
+    """The ``PE`` pipeline (registers, multipliers, adder tree, accumulator) behind a
+    ``LaneSelect`` instead of the fixed selector tree."""
 
     def __init__(self, config: FlexConfig):
         self.config = c = _check(config)
@@ -196,17 +220,9 @@ class FlexPE(PE):
         })
 
     def _select(self, m: Module) -> list[Value]:
-        s = self.config.schedule
-        chosen = []
-        for k, positions in enumerate(s.candidates):
-            region = self.acts[k // s.top_kept]
-            lane = Signal(self.config.value_shape, name=f"lane_{k}")
-            with m.Switch(self.weights.pos[k]):
-                for pos in positions:
-                    with m.Case(pos):
-                        m.d.comb += lane.eq(region[pos])
-            chosen.append(lane)
-        return chosen
+        m.submodules.lanes = lanes = LaneSelect(self.config)
+        m.d.comb += [lanes.regions.eq(self.acts), lanes.pos.eq(self.weights.pos)]
+        return [Value.cast(lanes.lanes[k]) for k in range(self.config.macs)]
 
 
 class FlexPEArray(wiring.Component):

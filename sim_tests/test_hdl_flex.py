@@ -150,3 +150,26 @@ def test_lane_muxes_are_smaller_than_a_one_rank_design():
     naive = FlexConfig("8:8|8:10|8:12|8:14|8:16|8:20|8:24|8:28|8:32|8:40|8:48|8:56").schedule
     assert hss_lanes.macs == naive.macs == 8
     assert hss_lanes.mux_inputs == 8 * 16 and naive.mux_inputs == 8 * 49
+
+
+@pytest.mark.parametrize("args, error, words", [
+    (("4:6|x:4,2:4",), hss.ModeSetError, "alternative 1"),
+    ((HIGHLIGHT, 4, 4, 8, True, 4096, None, 6), ValueError, "not a multiple"),
+    (("2:4|3:4", 1, 1, 8, True, 4096, None, 4), ValueError, "3 values per group"),
+    ((HIGHLIGHT, 0), ValueError, "rows must be between 1 and 64"),
+    ((HIGHLIGHT, 1, 1, 8, "yes"), TypeError, "signed must be a bool"),
+    ((42,), TypeError, "modes must be an hss.ModeSet"),
+])
+def test_flex_config_checks_eagerly(args, error, words):
+    with pytest.raises(error, match=words):
+        FlexConfig(*args)
+
+
+def test_flex_config_sizes():
+    c = FlexConfig(HIGHLIGHT)
+    assert c.macs == 8 and c.rows == c.cols == 4
+    # the densest modes (4:4,4:4) sum K products per output: 4096 * 2**14 -> 28 bits
+    assert c.acc_width == hss.accumulator_bits(8, True, 4096) == 28
+    assert c.max_steps == 4096 // 8
+    assert c.dense_twin().pattern == hss.Pattern.parse("8:8")
+    assert c.name == "hssflex_4-4.4-5.4-6.4-7_4-4.2-4.1-4_m8_4x4_s8"
