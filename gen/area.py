@@ -11,9 +11,13 @@ from .emit import DECOMPRESSOR, TOP
 
 __all__ = ["CATEGORIES", "breakdown", "synthesize_design"]
 
-# Module names follow the Amaranth hierarchy: hss_accelerator.array.pe_<i>_<j>.<part>.
+# Module names follow the Amaranth hierarchy: hss_accelerator.array.pe_<i>_<j>.<part>; a
+# flexible build adds lane muxes in each PE, steering per row and region windows per column.
 _RULES = [
     (re.compile(r"\.sel_r(\d+)_\d+$"), lambda m: f"selectors rank {m.group(1)}"),
+    (re.compile(r"\.lane_select$"), lambda m: "selectors: lane muxes"),
+    (re.compile(r"\.steer_\d+$"), lambda m: "selectors: row steering"),
+    (re.compile(r"\.window_\d+$"), lambda m: "selectors: column windows"),
     (re.compile(r"\.mul$"), lambda m: "multipliers"),
     (re.compile(r"\.(reduce|acc)$"), lambda m: "reduction and accumulators"),
     (re.compile(r"\.pe_\d+_\d+$"), lambda m: "PE pipeline (enables)"),

@@ -13,7 +13,9 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 import hdl
-from hdl import LATENCY, AcceleratorConfig, HSSAccelerator, HSSDecompressor
+from hdl import LATENCY, HSSAccelerator, HSSDecompressor
+from hdl.config import FlexConfig
+from hdl.flex import FLEX_LATENCY, FlexAccelerator
 from synth import tools
 
 __all__ = ["TOP", "DECOMPRESSOR", "emit_verilog", "emitter_yosys", "manifest", "write_json",
@@ -57,10 +59,16 @@ def _builtin_yosys():
             os.environ["AMARANTH_USE_YOSYS"] = old
 
 
-def emit_verilog(config: AcceleratorConfig) -> tuple[dict[str, str], dict[str, list]]:
-    """Verilog text per top module name, and the port list of each."""
-    components = {TOP: HSSAccelerator(config),
-                  DECOMPRESSOR: HSSDecompressor(config.pattern, config.width, config.signed)}
+def emit_verilog(config) -> tuple[dict[str, str], dict[str, list]]:
+    """Verilog text per top module name, and the port list of each: the accelerator, and
+    for a fixed pattern its decompressor (a flexible build has none: the decompressor is
+    per pattern)."""
+    if isinstance(config, FlexConfig):
+        components = {TOP: FlexAccelerator(config)}
+    else:
+        components = {TOP: HSSAccelerator(config),
+                      DECOMPRESSOR: HSSDecompressor(config.pattern, config.width,
+                                                    config.signed)}
     with _builtin_yosys():
         texts = {name: _relative_src(verilog.convert(c, name=name))
                  for name, c in components.items()}
@@ -124,8 +132,45 @@ def tool_versions(tool_names=()) -> dict[str, str]:
     return found
 
 
-def manifest(config: AcceleratorConfig, port_lists: dict[str, list],
-             versions: dict[str, str]) -> dict:
+def _flex_manifest(c: FlexConfig, port_lists, versions) -> dict:
+    s = c.schedule
+    return {
+        "top": TOP,
+        "files": {TOP: f"{TOP}.v"},
+        "modes_set": str(c.modes),
+        "parameters": {
+            "rows": c.rows, "cols": c.cols, "value_width": c.width, "signed": c.signed,
+            "acc_width": c.acc_width, "max_k": c.max_k, "multipliers_per_pe": c.macs,
+            "lane_rows": s.rows, "top_kept_blocks": s.top_kept, "latency": FLEX_LATENCY,
+            "mode_bits": c.modes.mode_bits, "beat_values": s.beat_values,
+            "beat_groups": s.max_groups_per_beat, "region_size": s.region_size,
+            "offset_fields": {f"r{r}": {"count": s.offset_fields(r), "bits": s.offset_bits(r)}
+                              for r in reversed(range(s.num_ranks)) if s.offset_fields(r)},
+        },
+        "modes": [{"mode": m, "pattern": str(p), "density": str(p.density),
+                   "group_size": p.group_size, "values_per_group": p.slots,
+                   "groups_per_beat": s.groups_per_beat(m), "steps_per_beat": s.steps_per_beat(m),
+                   "bits_per_element": round(float(p.bits_per_element(c.width)), 4)}
+                  for m, p in enumerate(c.modes.modes)],
+        "protocol": (
+            "valid/ready streams. weights beat = {rows[R]: {values[V], offsets.r<r>[F_r]}, "
+            "mode, last}: per PE row, the beat's groups in the canonical compressed format of "
+            "the mode (shared/HSS.md), concatenated group after group (values, and each "
+            "rank's offsets), offset fields as wide as the widest alternative of their rank, "
+            "unused fields zero. activations beat = [cols][groups][region_size]: per column "
+            "the beat's groups of dense activations, each at the start of its slot. A beat "
+            "holds groups_per_beat groups of its mode and is taken after steps_per_beat "
+            "steps, both streams together; mode is the same on every beat of a tile; "
+            "weights.last marks a tile's last beat; a tile is valid "
+            f"{FLEX_LATENCY} cycles after its last step"),
+        "ports": port_lists,
+        "tool_versions": versions,
+    }
+
+
+def manifest(config, port_lists: dict[str, list], versions: dict[str, str]) -> dict:
+    if isinstance(config, FlexConfig):
+        return _flex_manifest(config, port_lists, versions)
     p = config.pattern
     return {
         "top": TOP,

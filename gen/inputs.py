@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 import hss
-from hdl import AcceleratorConfig
 
-__all__ = ["InputError", "load_matrix", "random_operands", "prepare_weights", "file_sha256"]
+__all__ = ["InputError", "load_matrix", "random_operands", "file_sha256"]
 
 
 class InputError(ValueError):
@@ -43,21 +41,11 @@ def load_matrix(path: str, name: str) -> np.ndarray:
     return arr
 
 
-def random_operands(config: AcceleratorConfig, m: int, k: int, n: int, seed: int):
-    """Uniform random values over the full range; W projected onto the pattern."""
+def random_operands(config, m: int, k: int, n: int, seed: int, pattern=None):
+    """Uniform random values over the full range; W projected onto ``pattern`` (default:
+    the config's pattern)."""
     lo, hi = hss.value_range(config.width, config.signed)
     rng = np.random.default_rng(seed)
     W = rng.integers(lo, hi, (m, k), endpoint=True, dtype=np.int64)
     A = rng.integers(lo, hi, (k, n), endpoint=True, dtype=np.int64)
-    return hss.prune(W, config.pattern), A
-
-
-def prepare_weights(W: np.ndarray, config: AcceleratorConfig, prune: bool) -> np.ndarray:
-    """Range-check W, then prune it or check that it conforms (first offender named)."""
-    hss.check_range(W, config.width, config.signed, "W")
-    if prune:
-        return hss.prune(W, config.pattern)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", hss.PaddingWarning)
-        hss.check_conforms(W, config.pattern, "W")
-    return W
+    return hss.prune(W, pattern or config.pattern), A

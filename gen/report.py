@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hdl import LATENCY
+from hdl.flex import FLEX_LATENCY
 
 from .emit import write_json
 
@@ -31,7 +32,88 @@ def tax(design: dict, dense: dict, speedup_limit: float) -> dict:
     return out
 
 
-def build_report(plan, vectors, sim, area) -> dict:
+def _layer_rows(plan, layers, sim) -> list[dict]:
+    """Per layer: its mode, shape, steps, measured cycles (when the testbench reported them)
+    and the speed-up over a dense PE with the same multipliers."""
+    c = plan.config
+    macs = c.macs if plan.flexible else c.pattern.slots
+    measured = sim.layer_cycles if sim is not None else ()
+    rows = []
+    for i, (layer, v) in enumerate(zip(plan.layers, layers)):
+        dense = v.tiles * -(-layer.padded_k // macs)        # dense PE steps, same multipliers
+        cycles = measured[i] if i < len(measured) else None
+        rows.append({"mode": str(layer.pattern), "m": v.m, "k": v.k, "n": v.n,
+                     "padded_k": layer.padded_k, "tiles": v.tiles, "steps": v.steps,
+                     "cycles": cycles, "dense_pe_cycles": dense,
+                     "speedup_vs_dense": _ratio(dense, cycles if cycles else v.steps),
+                     "speedup_limit": round(float(layer.pattern.speedup_limit), 4)})
+    return rows
+
+
+def _flex_report(plan, layers, sim, area) -> dict:
+    c, s = plan.config, plan.config.schedule
+    report = {
+        "pattern": str(c.modes), "flexible": True,
+        "array": {"rows": c.rows, "cols": c.cols, "multipliers": c.multipliers},
+        "values": {"width": c.width, "signed": c.signed, "acc_width": c.acc_width,
+                   "max_k": c.max_k},
+        "multipliers_per_pe": c.macs, "latency": FLEX_LATENCY,
+        "lanes": {"rows": s.rows, "top_kept": s.top_kept,
+                  "mux_inputs_per_pe": s.mux_inputs, "window_per_lane": round(
+                      s.mux_inputs / c.macs, 2)},
+        "modes": [{"mode": m, "pattern": str(p), "density": str(p.density),
+                   "density_value": round(float(p.density), 6), "group_size": p.group_size,
+                   "speedup_limit": round(float(p.speedup_limit), 4),
+                   "groups_per_beat": s.groups_per_beat(m), "steps_per_beat": s.steps_per_beat(m),
+                   "bits_per_group": p.group_bits(c.width),
+                   "bits_per_element": round(float(p.bits_per_element(c.width)), 4)}
+                  for m, p in enumerate(c.modes.modes)],
+        "layers": _layer_rows(plan, layers, sim),
+    }
+    if sim is not None:
+        report["testbench"] = _testbench(plan, sim)
+    if area is not None:
+        report["area"] = area
+        tx = tax(area["design"], area["dense_twin"], 1.0)
+        tx.pop("throughput_per_area_vs_dense", None)
+        if tx.get("area_ratio"):
+            for mode in report["modes"]:
+                mode["throughput_per_area_vs_dense"] = round(
+                    mode["speedup_limit"] / tx["area_ratio"], 4)
+        report["sparsity_tax"] = tx
+    report["summary"] = _flex_summary(report)
+    return report
+
+
+def _testbench(plan, sim) -> dict:
+    return {"simulator": plan.args.sim, "passed": sim.passed, "cycles": sim.cycles,
+            "ideal_cycles": sim.ideal, "cycles_over_ideal": _ratio(sim.cycles, sim.ideal)}
+
+
+def _flex_summary(r) -> list[str]:
+    modes = r["modes"]
+    lines = [f"mode set {r['pattern']}: {len(modes)} modes, density {modes[0]['density']} .. "
+             f"{min(modes, key=lambda m: m['density_value'])['density']}, "
+             f"{r['multipliers_per_pe']} multipliers per PE"]
+    t = r.get("testbench")
+    if t:
+        lines.append(f"testbench ({t['simulator']}): {'PASS' if t['passed'] else 'FAIL'}, "
+                     f"{t['cycles']} cycles for {t['ideal_cycles']} steps of "
+                     f"{len(r['layers'])} layers (+{r['latency']} latency)")
+    tx = r.get("sparsity_tax", {})
+    if "area_ratio" in tx:
+        best = max(modes, key=lambda m: m.get("throughput_per_area_vs_dense", 0))
+        lines.append(f"area {r['area']['design']['generic']['nand2_eq']:.0f} NAND2-eq = "
+                     f"{tx['area_ratio']:.3f}x dense twin; selection "
+                     f"{100 * tx['selector_share']:.1f} %; throughput/area up to "
+                     f"{best['throughput_per_area_vs_dense']:.2f}x dense ({best['pattern']})")
+    return lines
+
+
+def build_report(plan, layers, sim, area) -> dict:
+    if plan.flexible:
+        return _flex_report(plan, layers, sim, area)
+    vectors = layers[0]
     c, p = plan.config, plan.config.pattern
     speedup = float(p.speedup_limit)
     report = {
@@ -83,9 +165,14 @@ def _summary(r) -> list[str]:
     return lines
 
 
+def _cell(x) -> str:
+    """A table cell: a mode set's | would split the cell."""
+    return str(x).replace("|", "\\|")
+
+
 def _table(header, rows) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(x) for x in row) + " |" for row in rows]
+    out = ["| " + " | ".join(map(_cell, header)) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_cell(x) for x in row) + " |" for row in rows]
     return out
 
 
@@ -142,7 +229,49 @@ def _area_md(r) -> list[str]:
     return md
 
 
+def _flex_markdown(r, area_only=False) -> list[str]:
+    a = r["array"]
+    md = [f"# Flexible HSS accelerator `{r['pattern']}` on a {a['rows']}x{a['cols']} PE array",
+          "", f"{len(r['modes'])} modes chosen per tile at run time, "
+          f"{r['multipliers_per_pe']} multipliers per PE ({r['lanes']['rows']} lane rows x "
+          f"{r['lanes']['top_kept']} top blocks), each lane's activation mux "
+          f"{r['lanes']['window_per_lane']:g} positions wide on average; "
+          f"{'int' if r['values']['signed'] else 'uint'}{r['values']['width']} values, "
+          f"{r['values']['acc_width']}-bit accumulators (no overflow for K <= "
+          f"{r['values']['max_k']}); latency {r['latency']} cycles.", ""]
+    if area_only:
+        return md + _area_md(r)
+    tput = "throughput_per_area_vs_dense" in r["modes"][0]
+    md += ["## Modes", ""]
+    md += _table(["mode", "pattern", "density", "speed-up limit", "storage bits/element",
+                  "groups per beat", "steps per beat"]
+                 + (["throughput/area vs dense twin"] if tput else []),
+                 [[m["mode"], f"`{m['pattern']}`", m["density"], f"{m['speedup_limit']:g}x",
+                   f"{m['bits_per_element']:.2f}", m["groups_per_beat"], m["steps_per_beat"]]
+                  + ([f"{m['throughput_per_area_vs_dense']:.2f}x"] if tput else [])
+                  for m in r["modes"]]) + [""]
+    md += ["## Testbench", "", "The layers run back to back, tiles of different modes with no "
+           "bubble between them.", ""]
+    md += _table(["layer", "mode", "GEMM", "tiles", "steps", "cycles measured",
+                  "dense PE cycles, same multipliers", "speed-up vs dense (limit)"],
+                 [[i, f"`{l['mode']}`", f"{l['m']}x{l['k']}x{l['n']}", l["tiles"], l["steps"],
+                   _fmt(l["cycles"]), l["dense_pe_cycles"],
+                   f"{l['speedup_vs_dense']:.2f} ({l['speedup_limit']:g})"]
+                  for i, l in enumerate(r["layers"])]) + [""]
+    t = r.get("testbench")
+    if t:
+        md += [f"{t['simulator']}: **{'PASS' if t['passed'] else 'FAIL'}**, {t['cycles']} "
+               f"cycles for {t['ideal_cycles']} steps ({t['cycles_over_ideal']:.3f}x).", ""]
+    else:
+        md += ["Not simulated (`--sim none`).", ""]
+    if "area" in r:
+        md += _area_md(r)
+    return md
+
+
 def markdown(r, area_only=False) -> str:
+    if r.get("flexible"):
+        return "\n".join(_flex_markdown(r, area_only))
     md = [f"# HSS accelerator `{r['pattern']}` on a {r['array']['rows']}x{r['array']['cols']} "
           "PE array", ""]
     if not area_only:
@@ -190,8 +319,9 @@ def write_report(folder: Path, report: dict, area_only: bool = False) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     stem = "area" if area_only else "report"
     if area_only:
-        keys = ("pattern", "array", "values", "speedup_limit", "area", "sparsity_tax")
-        data = {k: report[k] for k in keys}
+        keys = ("pattern", "flexible", "array", "values", "speedup_limit", "multipliers_per_pe",
+                "lanes", "area", "sparsity_tax")
+        data = {k: report[k] for k in keys if k in report}
     else:
         data = {k: v for k, v in report.items() if k != "summary"}
     write_json(folder / f"{stem}.json", data)

@@ -47,6 +47,7 @@ class SimResult:
     latency: int = -1
     mismatches: int = -1    # count reported by the testbench; -1 when it did not report one
     messages: tuple[str, ...] = field(default=())   # MISMATCH / OVERFLOW / TIMEOUT lines
+    layer_cycles: tuple[int, ...] = field(default=())  # per layer (LAYER lines), in order
 
     @property
     def overhead(self) -> int:
@@ -56,6 +57,7 @@ class SimResult:
 
 _CYCLES = re.compile(r"\bCYCLES (-?\d+) IDEAL (\d+) LATENCY (\d+)")
 _MISMATCHES = re.compile(r"\bMISMATCHES (\d+)")
+_LAYER = re.compile(r"\bLAYER (\d+) CYCLES (-?\d+)")
 _MESSAGE = re.compile(r"\b((?:MISMATCH|OVERFLOW|TIMEOUT) .*)$")
 _BEATS = re.compile(r"localparam integer BEATS = (\d+);")
 _SECONDS = re.compile(r"^SECONDS build ([\d.]+) run ([\d.]+)$", re.M)
@@ -82,6 +84,8 @@ def parse_report(text: str) -> dict:
         "latency": int(m.group(3)) if m else -1,
         "mismatches": int(mm[-1]) if mm else -1,
         "messages": tuple(messages),
+        "layer_cycles": tuple(int(c) for _, c in sorted(
+            ((int(i), c) for i, c in _LAYER.findall(text)))),
     }
 
 
@@ -142,7 +146,7 @@ def _result(tb_dir: Path, log_path: Path, z_out: Path, build_s: float, run_s: fl
         raise SimError(f"{what} ended without PASS or FAIL: see {log_path}")
     ideal = r["ideal"] if r["ideal"] >= 0 else _ideal_from_tb(tb_dir)
     return SimResult(r["passed"], r["cycles"], ideal, log_path, z_out, build_s, run_s,
-                     r["latency"], r["mismatches"], r["messages"])
+                     r["latency"], r["mismatches"], r["messages"], r["layer_cycles"])
 
 
 def simulate(tb_dir: Path, simulator: str, *, timeout: float | None = None,

@@ -1,9 +1,15 @@
 """Emit a self-checking Verilog testbench of the accelerator, for Verilator and Icarus.
 
-``write_testbench(tb_dir, vectors)`` writes, into ``tb_dir``:
+``write_testbench(tb_dir, vectors)`` writes, into ``tb_dir`` (``vectors``: one GEMM's
+``hdl.stimulus.GemmVectors``, or a list of them, the *layers*, run back to back in one
+simulation, e.g. one per mode of a flexible build):
 
 - ``weights.hex``, ``acts.hex``: one stream beat per line (the packed ``weights`` and
-  ``activations`` payloads of ``hdl.stimulus.gemm_vectors``), fixed-width hexadecimal.
+  ``activations`` payloads of ``hdl.stimulus.gemm_vectors``), fixed-width hexadecimal,
+  layer after layer.
+- ``layers.hex``: one line per layer, ``LAYER_FIELDS`` as 32-bit fields (first field in
+  the lowest bits): where its tiles end, its Z's shape and place in ``z_out.txt``, the
+  overflow flag its tiles carry, its steps and steps per beat.
 - ``expected.hex``: one golden tile per line, the ``z`` field of the ``tiles`` payload
   (``rows*cols`` fields of ``acc_width`` bits, element ``(i, j)`` at field ``i*cols + j``,
   two's complement), without the ``overflow`` bit.
@@ -14,14 +20,19 @@
       MISMATCH tile <t> row <r> col <c> got <g> expected <e>   (Z coordinates; first 10)
       OVERFLOW tile <t> got <g> expected <e>                  (the overflow flag differs)
       TIMEOUT after <n> cycles: <t> of <T> tiles, <b> of <B> beats
+      LAYER <l> CYCLES <c> STEPS <s>                          (one line per layer)
       CYCLES <measured> IDEAL <steps> LATENCY <L>
       MISMATCHES <count>
       PASS | FAIL
 
-  ``CYCLES`` runs from the cycle of the first input handshake to the cycle of the last
-  tile handshake, both included: ``steps + LATENCY`` when nothing stalls. The computed Z
-  goes to ``z_out.txt`` (one decimal per line, row-major ``M x N``, tile overhang
-  cropped). A failing run ends with ``$fatal`` (non-zero exit status).
+  ``CYCLES`` runs from the cycle of the first step to the cycle of the last tile
+  handshake, both included: ``steps + LATENCY`` when nothing stalls (the first step is the
+  first input handshake, or ``steps_per_beat - 1`` cycles before it when a flexible build
+  takes a beat in several steps). A layer's cycles run from the previous layer's last tile
+  (the first layer: from the first step, without the latency) to its own, so they add up
+  to ``CYCLES - LATENCY`` and equal its steps when nothing stalls. The computed Z goes to
+  ``z_out.txt`` (one decimal per line, each layer's ``M x N`` row-major, layer after layer,
+  tile overhang cropped). A failing run ends with ``$fatal`` (non-zero exit status).
   Stalls: the input valids and the output ready are dropped at random by three 32-bit
   xorshift generators written in Verilog (not ``$random``), so every simulator sees the
   same stalls. ``stall_seed`` chooses the default; at run time the plusarg
@@ -63,9 +74,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from hdl import LATENCY
+from hdl.config import FlexConfig
+from hdl.flex import flex_act_beat_layout, flex_tile_layout, flex_weight_beat_layout
+from hdl.layouts import act_group_layout
 from hdl.stimulus import GemmVectors
 from hdl.top import tile_layout, weight_beat_layout
-from hdl.layouts import act_group_layout
 from amaranth.lib import data
 
 __all__ = ["write_testbench", "TB_FILES", "TOOL_KEYS", "VERILATOR_FLAGS", "stall_seeds",
@@ -73,7 +86,8 @@ __all__ = ["write_testbench", "TB_FILES", "TOOL_KEYS", "VERILATOR_FLAGS", "stall
 
 #: Files ``write_testbench`` always writes (relative to the testbench folder); ``tools.mk``
 #: is written only when ``tool_paths`` is given.
-TB_FILES = ("tb.sv", "weights.hex", "acts.hex", "expected.hex", "Makefile", "test_cocotb.py")
+TB_FILES = ("tb.sv", "weights.hex", "acts.hex", "expected.hex", "layers.hex", "Makefile",
+            "test_cocotb.py")
 
 #: Keys of ``tool_paths`` and the Makefile variable each sets in ``tools.mk``.
 TOOL_KEYS = {"verilator": "VERILATOR", "iverilog": "IVERILOG", "vvp": "VVP"}
@@ -138,35 +152,69 @@ def _pack_tile(tile: np.ndarray, acc_width: int) -> int:
     return word
 
 
-def _params(v: GemmVectors) -> dict:
-    c = v.config
-    w_bits = weight_beat_layout(c).size
+def _port_bits(c) -> tuple[int, int, data.StructLayout]:
+    """Bits of a weights beat and an activations beat, and the tiles layout, of a fixed or
+    a flexible build."""
+    if isinstance(c, FlexConfig):
+        return (flex_weight_beat_layout(c).size, flex_act_beat_layout(c).size,
+                flex_tile_layout(c))
     a_bits = data.ArrayLayout(act_group_layout(c.pattern, c.width, c.signed), c.cols).size
-    tiles = tile_layout(c)
+    return weight_beat_layout(c).size, a_bits, tile_layout(c)
+
+
+#: Fields of a line of layers.hex, one line per layer, each field 32 bits, first field in
+#: the lowest bits: the tiles up to and including this layer, Z's shape and place in
+#: z_mem, the overflow flag its tiles must carry, its steps and steps per beat.
+LAYER_FIELDS = ("TILES_END", "M", "N", "TILE_COLS", "Z_BASE", "EXPECT_OVERFLOW", "STEPS",
+                "STEPS_PER_BEAT")
+
+
+def _layer_table(layers) -> list[dict]:
+    c = layers[0].config
+    out, tiles, z_base = [], 0, 0
+    for v in layers:
+        tiles += v.tiles
+        out.append(dict(TILES_END=tiles, M=v.m, N=v.n, TILE_COLS=-(-v.n // c.cols),
+                        Z_BASE=z_base, EXPECT_OVERFLOW=int(v.steps_per_tile > c.max_steps),
+                        STEPS=v.steps, STEPS_PER_BEAT=v.steps_per_beat))
+        z_base += v.m * v.n
+    return out
+
+
+def _params(layers) -> dict:
+    c = layers[0].config
+    w_bits, a_bits, tiles = _port_bits(c)
     z_bits = c.rows * c.cols * c.acc_width
     if tiles["overflow"].offset != z_bits or tiles.size != z_bits + 1:
         raise AssertionError("unexpected tile layout: z then overflow expected")
-    steps = v.steps
-    tile_cols = -(-v.n // c.cols)
-    work = _RESET_CYCLES + steps + v.tiles + LATENCY
+    steps = sum(v.steps for v in layers)
+    n_tiles = sum(v.tiles for v in layers)
+    work = _RESET_CYCLES + steps + n_tiles + LATENCY
     # the limit depends on the stalls, chosen at run time: both values are baked in
     limits = dict(MAX_CYCLES_NO_STALLS=1000 + work * 2, MAX_CYCLES_STALLS=1000 + work * 16)
     if limits["MAX_CYCLES_STALLS"] >= 1 << 31:
         raise ValueError(f"{steps} steps are too many for the testbench's 32-bit cycle "
                          f"counter: split the GEMM")
     return dict(
-        M=v.m, N=v.n, K=v.k, ROWS=c.rows, COLS=c.cols, TILES=v.tiles, TILE_COLS=tile_cols,
-        STEPS_PER_TILE=v.steps_per_tile, BEATS=steps, W_BITS=w_bits, A_BITS=a_bits,
-        T_BITS=tiles.size, ACC=c.acc_width, Z_BITS=z_bits, LATENCY=LATENCY,
-        EXPECT_OVERFLOW=int(v.steps_per_tile > c.max_steps), **limits,
-        RESET_CYCLES=_RESET_CYCLES, MAX_REPORT=_MAX_REPORT,
+        LAYERS=len(layers), Z_TOTAL=sum(v.m * v.n for v in layers), ROWS=c.rows,
+        COLS=c.cols, TILES=n_tiles, BEATS=sum(v.beats for v in layers), STEPS=steps,
+        W_BITS=w_bits, A_BITS=a_bits, T_BITS=tiles.size, ACC=c.acc_width, Z_BITS=z_bits,
+        LATENCY=LATENCY, **limits, RESET_CYCLES=_RESET_CYCLES, MAX_REPORT=_MAX_REPORT,
     )
 
 
-def _check_args(tb_dir, vectors, top, rtl_rel, stall_seed, tool_paths):
-    if not isinstance(vectors, GemmVectors):
-        raise TypeError(f"vectors must be a GemmVectors (hdl.stimulus.gemm_vectors), "
-                        f"not {vectors!r}")
+def _layers(vectors) -> list[GemmVectors]:
+    layers = [vectors] if isinstance(vectors, GemmVectors) else list(vectors) \
+        if isinstance(vectors, (list, tuple)) else None
+    if not layers or not all(isinstance(v, GemmVectors) for v in layers):
+        raise TypeError(f"vectors must be a GemmVectors (hdl.stimulus.gemm_vectors) or a "
+                        f"non-empty list of them, not {vectors!r}")
+    if any(v.config != layers[0].config for v in layers):
+        raise ValueError("every layer's vectors must be for the same accelerator config")
+    return layers
+
+
+def _check_args(tb_dir, layers, top, rtl_rel, stall_seed, tool_paths):
     if not isinstance(top, str) or not _IDENT.match(top):
         raise ValueError(f"top must be a Verilog identifier, not {top!r}")
     # rtl_rel is a make prerequisite and a shell word: no quoting makes ' ', '(', ':' or '='
@@ -194,15 +242,18 @@ def _check_args(tb_dir, vectors, top, rtl_rel, stall_seed, tool_paths):
             if not PurePosixPath(path).is_absolute() or re.search(r"[\n\r\0]", path):
                 raise ValueError(f"tool_paths[{key!r}] must be an absolute path on one line, "
                                  f"not {path!r}")
-    if vectors.steps == 0 or vectors.tiles == 0:
+    if any(v.steps == 0 or v.tiles == 0 for v in layers):
         raise ValueError("vectors hold no work (zero steps or tiles)")
 
 
-def write_testbench(tb_dir: Path, vectors: GemmVectors, top: str = "hss_accelerator",
+def write_testbench(tb_dir: Path, vectors, top: str = "hss_accelerator",
                     rtl_rel: str = "../rtl/hss_accelerator.v",
                     stall_seed: int | None = None,
                     tool_paths: dict[str, str] | None = None) -> None:
     """Write the testbench of ``vectors`` into ``tb_dir`` (created if needed).
+
+    ``vectors``: one ``GemmVectors``, or a list of them (layers, run back to back in one
+    simulation; of a flexible build, each in its own mode).
 
     ``rtl_rel`` is the accelerator's Verilog relative to ``tb_dir``; ``top`` its module
     name. ``stall_seed`` (0 to 2**32-1) turns on deterministic random stalls of the three
@@ -210,19 +261,23 @@ def write_testbench(tb_dir: Path, vectors: GemmVectors, top: str = "hss_accelera
     override it at run time. ``tool_paths`` (keys ``verilator``, ``iverilog``, ``vvp``:
     absolute paths) writes ``tools.mk`` so that the Makefile finds them without the venv.
     """
-    _check_args(tb_dir, vectors, top, rtl_rel, stall_seed, tool_paths)
+    layers = _layers(vectors)
+    _check_args(tb_dir, layers, top, rtl_rel, stall_seed, tool_paths)
     tb_dir = Path(tb_dir)
     tb_dir.mkdir(parents=True, exist_ok=True)
-    v, c = vectors, vectors.config
-    p = _params(v)
-    exp_words = [_pack_tile(t, c.acc_width) for t in v.expected_tiles]
+    c = layers[0].config
+    p = _params(layers)
+    table = _layer_table(layers)
+    exp_words = [_pack_tile(t, c.acc_width) for v in layers for t in v.expected_tiles]
     files = {
-        "weights.hex": _hex_lines(v.weight_beats, p["W_BITS"]),
-        "acts.hex": _hex_lines(v.act_beats, p["A_BITS"]),
+        "weights.hex": _hex_lines([b for v in layers for b in v.weight_beats], p["W_BITS"]),
+        "acts.hex": _hex_lines([b for v in layers for b in v.act_beats], p["A_BITS"]),
         "expected.hex": _hex_lines(exp_words, p["Z_BITS"]),
-        "tb.sv": _tb_sv(v, p, top, stall_seed),
+        "layers.hex": _hex_lines([sum(row[f] << (32 * i) for i, f in enumerate(LAYER_FIELDS))
+                                  for row in table], 32 * len(LAYER_FIELDS)),
+        "tb.sv": _tb_sv(layers, p, top, stall_seed),
         "Makefile": _makefile(top, rtl_rel, stall_seed),
-        "test_cocotb.py": _cocotb(v, p, top, rtl_rel, stall_seed),
+        "test_cocotb.py": _cocotb(layers, p, table, top, rtl_rel, stall_seed),
     }
     for name, text in files.items():
         (tb_dir / name).write_text(text, encoding="ascii", newline="\n")
@@ -234,32 +289,40 @@ def write_testbench(tb_dir: Path, vectors: GemmVectors, top: str = "hss_accelera
         (tb_dir / "tools.mk").unlink(missing_ok=True)
 
 
-def _describe(v: GemmVectors, stall_seed) -> str:
-    c = v.config
-    return (f"pattern {c.pattern}, {c.rows}x{c.cols} PEs, "
+def _describe(layers, stall_seed) -> str:
+    c = layers[0].config
+    what = f"mode set {c.modes}" if isinstance(c, FlexConfig) else f"pattern {c.pattern}"
+    gemms = "; ".join(
+        (f"mode {c.modes.mode(v.mode)}: " if v.mode is not None else "")
+        + f"Z[{v.m},{v.n}] = W[{v.m},{v.k}] @ A[{v.k},{v.n}]: {v.tiles} tiles of "
+        f"{v.steps_per_tile} steps" for v in layers[:4]) \
+        + (f"; ... ({len(layers)} layers)" if len(layers) > 4 else "")
+    return (f"{what}, {c.rows}x{c.cols} PEs, "
             f"{'int' if c.signed else 'uint'}{c.width} values, {c.acc_width}-bit accumulators; "
-            f"Z[{v.m},{v.n}] = W[{v.m},{v.k}] @ A[{v.k},{v.n}]: {v.tiles} tiles of "
-            f"{v.steps_per_tile} steps; "
+            f"{gemms}; "
             + ("no stalls" if stall_seed is None else f"random stalls, seed {stall_seed}")
             + " by default")
 
 
-def _tb_sv(v: GemmVectors, p: dict, top: str, stall_seed) -> str:
-    sg = "signed " if v.config.signed else ""
+def _tb_sv(layers, p: dict, top: str, stall_seed) -> str:
+    sg = "signed " if layers[0].config.signed else ""
+    fields = "\n".join(f"  localparam integer L_{f} = {i};" for i, f in enumerate(LAYER_FIELDS))
     lp = "\n".join(f"  localparam integer {k} = {val};" for k, val in p.items())
     return f"""\
 // Self-checking testbench of `{top}`, generated by hss-gen. Do not edit.
-// {_describe(v, stall_seed)}
+// {_describe(layers, stall_seed)}
 // Runs on Verilator (--binary, which implies --timing) and Icarus Verilog (-g2012):
 //   make sim-verilator | make sim-icarus      (STALLS=<seed>|off: the plusargs below)
-// Reads weights.hex, acts.hex (one stream beat per line) and expected.hex (one tile per line);
-// prints STALLS, MISMATCH/OVERFLOW/TIMEOUT lines, then CYCLES <measured> IDEAL <steps>
-// LATENCY <L>, MISMATCHES <n> and PASS or FAIL; writes z_out.txt (row-major M x N, one
-// decimal per line).
+// Reads weights.hex, acts.hex (one stream beat per line), expected.hex (one tile per line)
+// and layers.hex (one GEMM per line, fields L_*: the layers run back to back); prints
+// STALLS, MISMATCH/OVERFLOW/TIMEOUT lines, then LAYER <l> CYCLES <c> STEPS <s> per layer,
+// CYCLES <measured> IDEAL <steps> LATENCY <L>, MISMATCHES <n> and PASS or FAIL; writes
+// z_out.txt (each layer's Z row-major, layer after layer, one decimal per line).
 // Plusargs: +stalls=<seed> (decimal, 0 to 4294967295) random stalls with that seed;
 // +nostalls no stalls; +load_only stop after reading the vectors.
 module tb;
 {lp}
+{fields}
   // the generator's stall choice, used when neither +stalls=<seed> nor +nostalls is given
   localparam integer STALLS_DEFAULT = {int(stall_seed is not None)};
   localparam [31:0] STALL_SEED_DEFAULT = 32'd{stall_seed or 0};
@@ -272,7 +335,9 @@ module tb;
   reg [W_BITS-1:0] w_mem [0:BEATS-1];
   reg [A_BITS-1:0] a_mem [0:BEATS-1];
   reg [Z_BITS-1:0] e_mem [0:TILES-1];
-  reg {sg}[ACC-1:0] z_mem [0:M*N-1];
+  reg [32*{len(LAYER_FIELDS)}-1:0] l_mem [0:LAYERS-1];
+  reg {sg}[ACC-1:0] z_mem [0:Z_TOTAL-1];
+  integer layer_end [0:LAYERS-1];
 
   integer w_idx = 0, a_idx = 0, t_idx = 0;
   reg w_valid = 1'b0, a_valid = 1'b0, t_ready = 1'b0;
@@ -344,7 +409,7 @@ module tb;
   integer max_cycles;
   reg [31:0] lfsr_w, lfsr_a, lfsr_t;
   integer cycle = 0, first_cycle = -1, last_cycle = -1, errors = 0;
-  integer w_next, a_next, e, r, c, fd, k;
+  integer w_next, a_next, e, r, c, fd, k, layer = 0, tile0 = 0, tile_no;
   reg [Z_BITS-1:0] exp_tile;
   reg {sg}[ACC-1:0] got_v, exp_v;
 
@@ -382,6 +447,7 @@ module tb;
     $readmemh("weights.hex", w_mem);
     $readmemh("acts.hex", a_mem);
     $readmemh("expected.hex", e_mem);
+    $readmemh("layers.hex", l_mem);
     // +load_only: stop once the vectors are read, so that a benchmark can tell the time
     // spent loading them from the time spent simulating
     if ($test$plusargs("load_only")) begin
@@ -390,13 +456,23 @@ module tb;
     end
   end
 
+  function integer lf(input integer l, input integer f);   // field f of layer l
+    lf = l_mem[l][32 * f +: 32];
+  endfunction
+
   task finish_run;
     begin
       fd = $fopen("z_out.txt", "w");
-      for (k = 0; k < M * N; k = k + 1)
+      for (k = 0; k < Z_TOTAL; k = k + 1)
         $fdisplay(fd, "%0d", z_mem[k]);
       $fclose(fd);
-      $display("CYCLES %0d IDEAL %0d LATENCY %0d", last_cycle - first_cycle + 1, BEATS, LATENCY);
+      // a layer's cycles: from the previous layer's last tile (the first step, for the
+      // first layer, whose latency is not counted) to its own last tile
+      for (k = 0; k < LAYERS; k = k + 1)
+        $display("LAYER %0d CYCLES %0d STEPS %0d", k,
+                 k ? layer_end[k] - layer_end[k - 1] : layer_end[0] - first_cycle + 1 - LATENCY,
+                 lf(k, L_STEPS));
+      $display("CYCLES %0d IDEAL %0d LATENCY %0d", last_cycle - first_cycle + 1, STEPS, LATENCY);
       $display("MISMATCHES %0d", errors);
       if (errors == 0) begin
         $display("PASS");
@@ -428,7 +504,8 @@ module tb;
       a_next = a_idx;
       if (w_valid && w_ready) begin
         w_next = w_idx + 1;
-        if (first_cycle < 0) first_cycle <= cycle;
+        // a beat is taken at its last step: the first step came STEPS_PER_BEAT - 1 before
+        if (first_cycle < 0) first_cycle <= cycle - (lf(0, L_STEPS_PER_BEAT) - 1);
       end
       if (a_valid && a_ready) a_next = a_idx + 1;
       w_idx <= w_next;
@@ -441,12 +518,14 @@ module tb;
       t_ready <= !(stalls && lfsr_t[0]);
       if (t_valid && t_ready) begin
         exp_tile = e_mem[t_idx];
+        tile_no = t_idx - tile0;                  // the tile's number in its layer
         for (e = 0; e < ROWS * COLS; e = e + 1) begin
           got_v = t_payload[e * ACC +: ACC];
           exp_v = exp_tile[e * ACC +: ACC];
-          r = (t_idx / TILE_COLS) * ROWS + e / COLS;
-          c = (t_idx % TILE_COLS) * COLS + e % COLS;
-          if (r < M && c < N) z_mem[r * N + c] = got_v;
+          r = (tile_no / lf(layer, L_TILE_COLS)) * ROWS + e / COLS;
+          c = (tile_no % lf(layer, L_TILE_COLS)) * COLS + e % COLS;
+          if (r < lf(layer, L_M) && c < lf(layer, L_N))
+            z_mem[lf(layer, L_Z_BASE) + r * lf(layer, L_N) + c] = got_v;
           if (got_v !== exp_v) begin
             if (errors < MAX_REPORT)
               $display("MISMATCH tile %0d row %0d col %0d got %0d expected %0d",
@@ -454,13 +533,18 @@ module tb;
             errors = errors + 1;
           end
         end
-        if (t_payload[Z_BITS] != (EXPECT_OVERFLOW != 0)) begin
+        if (t_payload[Z_BITS] != (lf(layer, L_EXPECT_OVERFLOW) != 0)) begin
           if (errors < MAX_REPORT)
             $display("OVERFLOW tile %0d got %0d expected %0d", t_idx, t_payload[Z_BITS],
-                     EXPECT_OVERFLOW);
+                     lf(layer, L_EXPECT_OVERFLOW));
           errors = errors + 1;
         end
         t_idx <= t_idx + 1;
+        if (t_idx + 1 == lf(layer, L_TILES_END)) begin
+          layer_end[layer] = cycle;
+          tile0 = t_idx + 1;
+          layer = layer + 1;
+        end
         if (t_idx + 1 == TILES) begin
           last_cycle = cycle;
           finish_run;
@@ -577,12 +661,13 @@ def _tools_mk(tool_paths: dict) -> str:
             "them.\n" + "".join(lines))
 
 
-def _cocotb(v: GemmVectors, p: dict, top: str, rtl_rel: str, stall_seed) -> str:
+def _cocotb(layers, p: dict, table, top: str, rtl_rel: str, stall_seed) -> str:
     consts = "\n".join(f"{k} = {val}" for k, val in p.items())
+    rows = ",\n    ".join(repr(row) for row in table)
     return f'''\
 """cocotb 2.1 test of `{top}` on the vectors of this folder. Generated by hss-gen.
 
-{_describe(v, stall_seed)}
+{_describe(layers, stall_seed)}
 
 Run: ``python test_cocotb.py [icarus|verilator]`` (default icarus); exit status 0 on pass.
 It builds into sim_build-<simulator>/ (Verilator, in a folder whose path has a space or
@@ -602,8 +687,12 @@ HERE = Path(__file__).resolve().parent
 PLAIN_CHARS = frozenset("{_SH_PLAIN}")
 TOP = "{top}"
 RTL = "{rtl_rel}"
-SIGNED = {v.config.signed}
+SIGNED = {layers[0].config.signed}
 {consts}
+#: per layer, as layers.hex (tb.sv's L_* fields)
+LAYER_TABLE = [
+    {rows},
+]
 STALL_SEED_DEFAULT = {stall_seed!r}
 
 
@@ -673,7 +762,8 @@ if cocotb is not None:
         w_idx = a_idx = t_idx = 0
         w_valid = a_valid = t_ready = 0
         first = last = None
-        z = [0] * (M * N)
+        layer, tile0, ends = 0, 0, []
+        z = [0] * Z_TOTAL
         errors = []
         rst = 1
         for cycle in range(max_cycles + 1):
@@ -700,7 +790,7 @@ if cocotb is not None:
             w_next = w_idx + (w_valid and w_ready)
             a_next = a_idx + (a_valid and a_ready)
             if w_valid and w_ready and first is None:
-                first = cycle
+                first = cycle - (LAYER_TABLE[0]["STEPS_PER_BEAT"] - 1)
             if not w_valid or w_ready:
                 w_valid = int(w_next < BEATS and not stall_w)
             if not a_valid or a_ready:
@@ -708,20 +798,25 @@ if cocotb is not None:
             w_idx, a_idx = w_next, a_next
             t_ready = int(not stall_t)
             if tile is not None:
+                lay = LAYER_TABLE[layer]
+                tile_no = t_idx - tile0
                 for e in range(ROWS * COLS):
                     got, exp = field(tile, e), field(e_mem[t_idx], e)
-                    r = (t_idx // TILE_COLS) * ROWS + e // COLS
-                    c = (t_idx % TILE_COLS) * COLS + e % COLS
-                    if r < M and c < N:
-                        z[r * N + c] = got
+                    r = (tile_no // lay["TILE_COLS"]) * ROWS + e // COLS
+                    c = (tile_no % lay["TILE_COLS"]) * COLS + e % COLS
+                    if r < lay["M"] and c < lay["N"]:
+                        z[lay["Z_BASE"] + r * lay["N"] + c] = got
                     if got != exp:
                         errors.append(f"MISMATCH tile {{t_idx}} row {{r}} col {{c}} "
                                       f"got {{got}} expected {{exp}}")
                 overflow = (tile >> Z_BITS) & 1
-                if overflow != EXPECT_OVERFLOW:
+                if overflow != lay["EXPECT_OVERFLOW"]:
                     errors.append(f"OVERFLOW tile {{t_idx}} got {{overflow}} "
-                                  f"expected {{EXPECT_OVERFLOW}}")
+                                  f"expected {{lay['EXPECT_OVERFLOW']}}")
                 t_idx += 1
+                if t_idx == lay["TILES_END"]:
+                    ends.append(cycle)
+                    tile0, layer = t_idx, layer + 1
                 if t_idx == TILES:
                     last = cycle
                     break
@@ -730,7 +825,10 @@ if cocotb is not None:
         (HERE / "z_out_cocotb.txt").write_text("".join(f"{{x}}\\n" for x in z))
         for line in errors[:MAX_REPORT]:
             dut._log.error(line)
-        dut._log.info(f"CYCLES {{last - first + 1}} IDEAL {{BEATS}} LATENCY {{LATENCY}}")
+        for k, lay in enumerate(LAYER_TABLE):
+            cycles = ends[k] - ends[k - 1] if k else ends[0] - first + 1 - LATENCY
+            dut._log.info(f"LAYER {{k}} CYCLES {{cycles}} STEPS {{lay['STEPS']}}")
+        dut._log.info(f"CYCLES {{last - first + 1}} IDEAL {{STEPS}} LATENCY {{LATENCY}}")
         dut._log.info(f"MISMATCHES {{len(errors)}}")
         assert not errors, f"{{len(errors)}} mismatches, first: {{errors[0]}}"
 

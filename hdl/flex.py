@@ -220,7 +220,7 @@ class FlexPE(PE):
         })
 
     def _select(self, m: Module) -> list[Value]:
-        m.submodules.lanes = lanes = LaneSelect(self.config)
+        m.submodules.lane_select = lanes = LaneSelect(self.config)
         m.d.comb += [lanes.regions.eq(self.acts), lanes.pos.eq(self.weights.pos)]
         return [Value.cast(lanes.lanes[k]) for k in range(self.config.macs)]
 

@@ -82,12 +82,14 @@ class ModeSet:
             pieces = part.split("|")
             rank_alts = []
             for k, piece in enumerate(pieces):
-                where = f"rank {number}, alternative {k}"
+                # a rank without alternatives reads as in a plain pattern
+                where = f"rank {number}" + (f", alternative {k}" if len(pieces) > 1 else "")
                 if not piece.strip():
                     raise ModeSetError(f"{where}: empty alternative in {text!r} (stray '|'?)")
                 rank_alts.append(_parse_rank(
                     piece, where, text, ModeSetError,
-                    "alternatives are separated by '|', ranks by commas"))
+                    "alternatives are separated by '|', ranks by commas" if len(pieces) > 1
+                    else "ranks are separated by commas"))
             _check_distinct(rank_alts, number, text)
             alts.append(tuple(rank_alts))
         return cls(tuple(alts))

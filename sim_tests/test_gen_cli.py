@@ -89,8 +89,8 @@ def _random_operands_like(config):
     from gen.inputs import random_operands
     c = AcceleratorConfig(config["pattern"], config["rows"], config["cols"], config["width"],
                           config["signed"], config["max_k"])
-    m, k, n = config["gemm"]["shape"]
-    W, A = random_operands(c, m, k, n, config["gemm"]["random_seed"])
+    m, k, n = config["layers"][0]["shape"]
+    W, A = random_operands(c, m, k, n, config["layers"][0]["random_seed"])
     return W.astype(np.int64), A.astype(np.int64)
 
 

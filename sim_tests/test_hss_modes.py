@@ -187,11 +187,11 @@ def test_mode_number_out_of_range():
     ("4:6|4", "rank 0, alternative 1: '4' is not G:H in '4:6|4' "
               "(alternatives are separated by '|', ranks by commas)"),
     ("4:6|4:6:2", "rank 0, alternative 1: '4:6:2' is not G:H in '4:6|4:6:2'"),
-    ("4:6;2:4", "rank 0, alternative 0: '4:6;2:4' is not G:H"),
+    ("4:6;2:4", "rank 0: '4:6;2:4' is not G:H"),
     ("4:4|5:4,2:4", "rank 1, alternative 1: G=5 exceeds H=4 in '4:4|5:4,2:4'"),
     ("4:6,0:4|2:4", "rank 0, alternative 0: G=0 must be at least 1 in '4:6,0:4|2:4'"),
     ("4:6,2:4|1:0", "rank 0, alternative 1: H=0 must be at least 1 in '4:6,2:4|1:0'"),
-    ("-1:4", "rank 0, alternative 0: G='-1' is not a positive integer"),
+    ("-1:4", "rank 0: G='-1' is not a positive integer"),
     ("4:6,,2:4", "rank 1: empty rank in '4:6,,2:4' (stray comma?)"),
     ("4:6|4:7,", "rank 0: empty rank in '4:6|4:7,'"),
     (",2:4", "rank 1: empty rank in ',2:4'"),
