@@ -600,7 +600,8 @@ PLUSARGS = $(if $(_stalls),$(if $(_stalls_ok),,$(_stalls_bad))$(if \\
 # that and any character outside {_PLAIN_CHARS}, Verilator builds in a scratch folder under
 # $TMPDIR (or /tmp) that the recipe removes, and only the binary comes back to obj_dir/.
 # obj_dir/scratch names the folder while it exists: a killed build (SIGKILL skips the
-# cleanup) leaves it to the next build or `make clean`.
+# cleanup) leaves it to the next build or `make clean`. The compiler's temporary files go
+# to the build folder too (TMPDIR), so that an interrupted build leaves none behind.
 _plain := {_SH_PLAIN}
 VL_SCRATCH := $(shell case "`pwd -P`" in (*[!$(_plain)]*) echo yes;; esac)
 RM_STALE_SCRATCH = if [ -f obj_dir/scratch ]; then s=`cat obj_dir/scratch`; case "$$s" in \\
@@ -614,7 +615,7 @@ sim-icarus: run-icarus
 build-verilator: obj_dir/Vtb
 ifeq ($(VL_SCRATCH),)
 obj_dir/Vtb: tb.sv $(RTL)
-\t$(VERILATOR) $(VERILATOR_FLAGS) --Mdir obj_dir tb.sv $(RTL)
+\tmkdir -p obj_dir && TMPDIR="$$PWD/obj_dir" $(VERILATOR) $(VERILATOR_FLAGS) --Mdir obj_dir tb.sv $(RTL)
 else
 obj_dir/Vtb: tb.sv $(RTL)
 \t@$(RM_STALE_SCRATCH)
@@ -623,7 +624,7 @@ obj_dir/Vtb: tb.sv $(RTL)
 \tmkdir -p obj_dir && scratch=`mktemp -d "$$root/hss-tb-verilator.XXXXXX"` || exit 1; \\
 \ttrap 'rm -rf "$$scratch"; rm -f obj_dir/scratch' EXIT; trap 'exit 130' HUP INT TERM; \\
 \techo "$$scratch" > obj_dir/scratch && \\
-\t$(VERILATOR) $(VERILATOR_FLAGS) --Mdir "$$scratch" tb.sv $(RTL) && \\
+\tTMPDIR="$$scratch" $(VERILATOR) $(VERILATOR_FLAGS) --Mdir "$$scratch" tb.sv $(RTL) && \\
 \tcp "$$scratch/Vtb" obj_dir/Vtb
 endif
 

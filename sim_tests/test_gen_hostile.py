@@ -115,19 +115,25 @@ def test_large_legitimate_build_is_announced(tmp_path, capsys, monkeypatch):
 
 # ---- interrupts ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("sig, stage, extra", [
-    (signal.SIGTERM, "[1/5] generate", ["--rows", "8", "--cols", "8", "--ranks", "4:6,2:4"]),
-    (signal.SIGINT, "[3/5] simulate", SMALL),
+@pytest.mark.parametrize("sig, stage, extra, folder", [
+    (signal.SIGTERM, "[1/5] generate", ["--rows", "8", "--cols", "8", "--ranks", "4:6,2:4"],
+     "runs"),
+    (signal.SIGINT, "[3/5] simulate", SMALL, "runs"),
+    # Verilator builds in a scratch folder for this path: the interrupt must remove it too
+    (signal.SIGINT, "[3/5] simulate", SMALL, "my runs (2)"),
     (signal.SIGTERM, "[3/4] synthesize", ["--ranks", "4:6,2:4", "--rows", "2", "--cols", "2",
-                                          "--sim", "none"]),
+                                          "--sim", "none"], "runs"),
 ])
-def test_interrupt_leaves_nothing_and_ends_the_tools(tmp_path, sig, stage, extra):
-    work = tmp_path / "runs"
+def test_interrupt_leaves_nothing_and_ends_the_tools(tmp_path, sig, stage, extra, folder):
+    work = tmp_path / folder
     work.mkdir()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     out = work / "o"
     proc = subprocess.Popen([sys.executable, "-m", "gen", *extra, "--out", str(out),
-                             "--progress-interval", "1"], env=gen_env(), cwd=work,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--progress-interval", "1"], env=gen_env(TMPDIR=str(scratch)),
+                            cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -141,6 +147,7 @@ def test_interrupt_leaves_nothing_and_ends_the_tools(tmp_path, sig, stage, extra
     line = one_error_line(err)
     assert f"interrupted by {signal.Signals(sig).name}" in line
     assert leftovers(work) == []            # no output, no hidden work folder, no lock
+    assert leftovers(scratch) == []         # no scratch build folder
     deadline = time.monotonic() + 5
     while processes_in(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.2)

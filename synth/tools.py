@@ -176,11 +176,33 @@ def running() -> list[tuple[str, float, Path | None]]:
         return [(r.what, now - r.started, r.log) for r in _running.values()]
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
+#: Seconds a tool tree gets after SIGTERM to clean up (a Makefile's trap removes its
+#: scratch folder) before SIGKILL.
+GRACE = 2.0
+
+
+def _signal(proc: subprocess.Popen, sig) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _kill_trees(procs) -> None:
+    """SIGTERM to each process group, then SIGKILL to those still there after ``GRACE``."""
+    for proc in procs:
+        _signal(proc, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _signal(proc, signal.SIGKILL)      # the leader may be gone while its group is not
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    _kill_trees([proc])
 
 
 def stop_all() -> None:
@@ -188,8 +210,7 @@ def stop_all() -> None:
     _stopping.set()
     with _lock:
         procs = [r.proc for r in _running.values()]
-    for proc in procs:
-        _kill_tree(proc)
+    _kill_trees(procs)
 
 
 def reset_stop() -> None:

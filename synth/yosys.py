@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -119,11 +120,18 @@ def _scrub_log(path: Path) -> None:
 def _run(tool: str, args: list[str], workdir: Path, step: str, log: str,
          timeout: float | None):
     logpath = workdir / log
+    # YoWASP keeps its sandbox's /tmp in a temporary folder that a killed run cannot
+    # remove: inside the work folder, it goes with it
+    scratch = workdir / f".{step}.tmp"
+    scratch.mkdir(exist_ok=True)
     try:
-        proc = tools.run(tool_command(tool) + args, cwd=workdir, env=_environment(),
+        proc = tools.run(tool_command(tool) + args, cwd=workdir,
+                         env={**_environment(), "TMPDIR": str(scratch)},
                          what=f"{tool} step '{step}'", log=logpath, timeout=timeout)
     except tools.ToolTimeout as e:
         raise SynthError(str(e)) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     _scrub_log(logpath)
     if proc.returncode != 0:
         reason = _last_error(logpath, proc.stderr + proc.stdout)
