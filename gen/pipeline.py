@@ -15,7 +15,6 @@ from synth.tools import ToolMissing
 
 from .area import synthesize_decompressor, synthesize_design
 from .emit import DECOMPRESSOR, TOP, emit_verilog, manifest, tool_versions, write_json
-from .inputs import file_sha256
 from .progress import Progress
 from .report import build_report, write_report
 from .simulate import needed_tools, simulate

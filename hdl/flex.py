@@ -28,7 +28,7 @@ from amaranth.hdl import Module, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import FlexConfig, value_shape
+from .config import FlexConfig
 from .pe import PE, PE_LATENCY
 from .top import HSSAccelerator
 

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -221,11 +220,15 @@ def test_crashing_tool_is_a_tool_failure_not_a_fail(tmp_path, var, body, args, n
     assert leftovers(tmp_path, keep={"o", "o.failed", var.lower()}) == []
 
 
-def test_missing_override_is_bad_input(tmp_path):
-    r = gen(*SMALL, "--no-synth", "--out", tmp_path / "o",
-            env=gen_env(VERILATOR=str(tmp_path / "nowhere")))
+@pytest.mark.parametrize("var, args", [("VERILATOR", ["--no-synth"]),
+                                       ("IVERILOG", ["--no-synth", "--sim", "icarus"]),
+                                       ("YOSYS", ["--sim", "none"])])
+def test_missing_tool_is_bad_input_before_anything_is_written(tmp_path, var, args):
+    r = gen(*SMALL, *args, "--out", tmp_path / "o",
+            env=gen_env(**{var: str(tmp_path / "nowhere")}))
     assert r.returncode == 2
-    assert "VERILATOR=" in one_error_line(r.stderr)
+    line = one_error_line(r.stderr)
+    assert f"{var}=" in line and "not an executable command" in line
     assert leftovers(tmp_path) == []
 
 

@@ -7,7 +7,7 @@ from amaranth.sim import Simulator
 
 import hss
 from hdl.config import FlexConfig
-from hdl.flex import FLEX_LATENCY, FlexAccelerator, RowSteer, flex_row_layout
+from hdl.flex import FLEX_LATENCY, FlexAccelerator, RowSteer
 from hdl.stimulus import _flex_row_word, flex_gemm_vectors, unpack_tile
 from simkit import Cycles, activations, quiet_padding, receive, run, send, weights
 

@@ -1,5 +1,4 @@
 """``hss.lanes``: the lane schedule of a flexible PE, checked against brute force."""
-import itertools
 from fractions import Fraction
 
 import pytest

@@ -4,7 +4,6 @@ Every run uses pytest's tmp_path (under /tmp), which also checks that the
 YoWASP sandbox's private /tmp is worked around (cwd= and relative paths).
 """
 
-import importlib.util
 import json
 import subprocess
 import sys
