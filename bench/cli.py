@@ -1,7 +1,9 @@
-"""``python -m bench {tax,cycles,scale,sim,all} [--quick] [--fmax] [--out DIR]``.
+"""``python -m bench {tax,cycles,scale,sim,fuzz,all} [--quick] [--fmax] [--out DIR]``.
 
 Each benchmark prints its table and writes CSV, Markdown and (where a picture helps) a PNG
 under ``--out`` (default bench/results). Ratios are measured within one run.
+``fuzz`` (``--minutes N --seed S --jobs J``) is a time-bounded correctness campaign, not
+a measurement, so ``all`` leaves it out; it exits 1 when any case failed.
 """
 from __future__ import annotations
 
@@ -18,25 +20,50 @@ BENCHMARKS = ("tax", "cycles", "scale", "sim")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("which", choices=BENCHMARKS + ("all",), help="benchmark to run")
+    p.add_argument("which", choices=BENCHMARKS + ("fuzz", "all"),
+                   help="benchmark to run (all: every one but fuzz)")
     p.add_argument("--quick", action="store_true",
                    help="a small subset (minutes) that CI runs so the benchmarks cannot rot")
     p.add_argument("--fmax", action="store_true",
                    help="tax: also place and route every design with nextpnr-ecp5 (slow)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    fuzz = p.add_argument_group("fuzz", "constrained-random cosimulation campaign")
+    fuzz.add_argument("--minutes", type=_positive(float), default=None,
+                      help="stop starting cases after this long (default 20; 2 with --quick)")
+    fuzz.add_argument("--seed", type=_positive(int, zero=True), default=None,
+                      help="case i depends only on (seed, i) (default 1)")
+    fuzz.add_argument("--jobs", type=_positive(int), default=None,
+                      help="parallel workers (default: the machine's cores)")
     return p
 
 
+def _positive(kind, zero=False):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"must be {'>= 0' if zero else '> 0'}: {text!r}")
+        return value
+    return parse
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.which != "fuzz" and any(getattr(args, a) is not None
+                                    for a in ("minutes", "seed", "jobs")):
+        parser.error("--minutes, --seed and --jobs apply to fuzz only")
     args.command = "python -m bench " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     args.machine = machine()
     chosen = BENCHMARKS if args.which == "all" else (args.which,)
+    status = 0
     for name in chosen:
         t0 = time.perf_counter()
         print(f"== bench {name}{' (quick)' if args.quick else ''}", flush=True)
         module = __import__(f"bench.{name}", fromlist=["run"])
-        module.run(args)
+        status = max(status, module.run(args) or 0)
         print(f"== bench {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
-    return 0
+    return status
