@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := test,synth,pnr,cosim,bench
 
-.PHONY: setup run test bench bench-quick clean
+.PHONY: setup run test bench bench-quick fuzz-quick clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,12 @@ bench: $(STAMP)
 BENCH_QUICK_OUT ?= build/bench-quick
 bench-quick: $(STAMP)
 	$(PY) -m bench all --quick --out $(BENCH_QUICK_OUT)
+
+# Two minutes of the constrained-random cosimulation campaign (python -m bench fuzz); CI runs
+# it. A failing case is shrunk and saved with its reproducer under $(FUZZ_OUT)/fuzz-failures.
+FUZZ_OUT ?= build/fuzz-quick
+fuzz-quick: $(STAMP)
+	$(PY) -m bench fuzz --minutes 2 --seed 2 --out $(FUZZ_OUT)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

@@ -1,9 +1,10 @@
-"""``python -m bench {tax,cycles,scale,sim,fuzz,all} [--quick] [--fmax] [--out DIR]``.
+"""``python -m bench {tax,cycles,flex,scale,sim,fuzz,all} [--quick] [--fmax] [--jobs N] [--out DIR]``.
 
 Each benchmark prints its table and writes CSV, Markdown and (where a picture helps) a PNG
 under ``--out`` (default bench/results). Ratios are measured within one run.
-``fuzz`` (``--minutes N --seed S --jobs J``) is a time-bounded correctness campaign, not
-a measurement, so ``all`` leaves it out; it exits 1 when any case failed.
+``fuzz`` (``--minutes N --seed S``) is a time-bounded correctness campaign, not a
+measurement, so ``all`` leaves it out; it exits 1 when any case failed. ``--jobs`` sets how
+many designs (or cases) run at a time, by default the cores this process may use.
 """
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import sys
 import time
 from pathlib import Path
 
+from gen.plan import cores
+
 from .common import RESULTS, machine
 
-BENCHMARKS = ("tax", "cycles", "scale", "sim")
+BENCHMARKS = ("tax", "cycles", "flex", "scale", "sim")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fmax", action="store_true",
                    help="tax: also place and route every design with nextpnr-ecp5 (slow)")
     p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    p.add_argument("--jobs", type=_positive(int), default=None,
+                   help="designs or cases at a time (default: the cores this process may use)")
     fuzz = p.add_argument_group("fuzz", "constrained-random cosimulation campaign")
     fuzz.add_argument("--minutes", type=_positive(float), default=None,
                       help="stop starting cases after this long (default 20; 2 with --quick)")
     fuzz.add_argument("--seed", type=_positive(int, zero=True), default=None,
                       help="case i depends only on (seed, i) (default 1)")
-    fuzz.add_argument("--jobs", type=_positive(int), default=None,
-                      help="parallel workers (default: the machine's cores)")
     return p
 
 
@@ -52,9 +55,9 @@ def _positive(kind, zero=False):
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.which != "fuzz" and any(getattr(args, a) is not None
-                                    for a in ("minutes", "seed", "jobs")):
-        parser.error("--minutes, --seed and --jobs apply to fuzz only")
+    if args.which != "fuzz" and any(getattr(args, a) is not None for a in ("minutes", "seed")):
+        parser.error("--minutes and --seed apply to fuzz only")
+    args.jobs = args.jobs or cores()
     args.command = "python -m bench " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     args.machine = machine()

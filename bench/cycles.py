@@ -52,9 +52,9 @@ def _measure(case) -> dict:
 
 def run(args) -> None:
     cases = list(_cases(args.quick))
-    progress(f"{len(cases)} Verilator runs, 2 at a time")
+    progress(f"{len(cases)} Verilator runs, {args.jobs} at a time")
     rows = []
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for (pattern, side, m, k, n), r in zip(cases, pool.map(_measure, cases)):
             p = hss.Pattern.parse(pattern)
             padded = r["steps"] * p.group_size

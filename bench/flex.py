@@ -4,7 +4,7 @@ fixed single-mode build, and a naive one-rank flexible build of the same 12 dens
 Per mode (Verilator, the emitted testbench, all 12 modes back to back in one run): cycles vs
 the ideal at K = 4096, multiplier utilization, speed-up over the dense twin. Per design
 (Yosys): NAND2-eq with the per-level breakdown, ECP5 LUT4/FF/MULT18, and with ``--fmax``
-nextpnr Fmax on 2x2 arrays. Throughput per area is compared in absolute terms (dense-
+nextpnr Fmax on 2x2 arrays of the flexible, dense, naive and fixed 4:6,2:4 builds. Throughput per area is compared in absolute terms (dense-
 equivalent MACs per cycle per NAND2-eq), since the fixed builds have ``prod(G)`` multipliers
 per PE and the flexible ones 8.
 """
@@ -108,8 +108,10 @@ def run(args) -> None:
         progress(f"simulating the {len(flex.modes)} modes of {HIGHLIGHT} at K={MAX_K} in "
                  f"Verilator")
         cycles = _cycles(flex, Path(work))
-    jobs = [(name, config, args.fmax) for name, _, config in designs]
-    workers = getattr(args, "jobs", None) or 2
+    # place and route (minutes each) for the designs the comparison turns on
+    jobs = [(name, config, args.fmax and (kind != "fixed" or name == "4:6,2:4"))
+            for name, kind, config in designs]
+    workers = args.jobs
     progress(f"synthesizing {len(jobs)} designs on a {side}x{side} array, {workers} at a "
              f"time{' with place and route' if args.fmax else ''}")
     with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -166,8 +168,8 @@ def _write(args, designs, areas, cycles) -> None:
                f"{100 * g['selector_share']:.1f}", g["nand2_eq"] / dense_area,
                e["lut4"], e["ff"], e["mult18x18d"]]
         if args.fmax:
-            f = r["fmax"]["fmax_mhz"]
-            row += [f if f else f"not routed in {FMAX_TIMEOUT} s",
+            f = r.get("fmax", {}).get("fmax_mhz")
+            row += [f if f else "-" if "fmax" not in r else f"not routed in {FMAX_TIMEOUT} s",
                     f / areas[dense_name]["fmax"]["fmax_mhz"] if f else None]
         area_rows.append(row)
     table = Table("flex_area", f"Area of the flexible build, {flex_cfg.rows}x{flex_cfg.cols} "

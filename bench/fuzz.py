@@ -89,10 +89,15 @@ class Case:
     stall_seed: int | None
     w_kind: str = "uniform"
     a_kind: str = "uniform"
+    modes: str | None = None      # a flexible build's mode set; ``pattern`` is one of its modes
 
     @property
     def config(self):
         from hdl import AcceleratorConfig
+        from hdl.config import FlexConfig
+        if self.modes is not None:
+            return FlexConfig(self.modes, self.rows, self.cols, self.width, self.signed,
+                              self.max_k, self.acc_width)
         return AcceleratorConfig(self.pattern, self.rows, self.cols, self.width, self.signed,
                                  self.max_k, self.acc_width)
 
@@ -127,8 +132,10 @@ class Case:
 
     @property
     def min_acc_width(self) -> int:
+        """The narrowest safe accumulator (of a flexible build: for its densest mode)."""
+        modes = hss.ModeSet.parse(self.modes).modes if self.modes else (self.p,)
         return hss.accumulator_bits(self.width, self.signed,
-                                    hss.max_products(self.p, self.max_k))
+                                    max(hss.max_products(p, self.max_k) for p in modes))
 
     def replace(self, **changes) -> Case:
         return dataclasses.replace(self, **changes)
@@ -138,7 +145,7 @@ class Case:
                 "cols": self.cols, "width": self.width, "signed": self.signed,
                 "max_k": self.max_k, "acc_width": self.acc_width, "m": self.m, "k": self.k,
                 "n": self.n, "stall_seed": self.stall_seed, "w_kind": self.w_kind,
-                "a_kind": self.a_kind}
+                "a_kind": self.a_kind, "modes": self.modes}
 
     def key(self) -> str:
         """Identity of what is simulated (not of the id or the coverage labels)."""
@@ -196,6 +203,45 @@ def _fits(p: hss.Pattern, rows: int, cols: int, width: int) -> bool:
     return rows * cols * p.slots <= MAX_MULTIPLIERS and build_cost(p, rows, cols, width) <= MAX_COST
 
 
+#: Share of cases on a flexible build: a mode set around the case's pattern.
+FLEX_SHARE = 0.25
+
+
+def flex_cost(modes: hss.ModeSet, rows: int, cols: int, width: int) -> int | None:
+    """``build_cost`` of a flexible build (its lane muxes and multipliers), None when no
+    lane count keeps every mode busy."""
+    from hss.lanes import LaneError, LaneSchedule, default_macs
+    try:
+        s = LaneSchedule(modes.modes, default_macs(modes.modes))
+    except LaneError:
+        return None
+    return rows * cols * (s.mux_inputs * width + s.macs * width * width + 40 * s.macs)
+
+
+def random_mode_set(rng, p: hss.Pattern, rows: int, cols: int, width: int) -> str | None:
+    """A mode set holding ``p``: each rank gets up to two more alternatives (G or H moved
+    by a little), in random order; None when none fits the bounds in a few draws."""
+    for _ in range(8):
+        alternatives = []
+        for r in reversed(range(p.num_ranks)):
+            rank = p.rank(r)
+            alts = [rank]
+            for _ in range(int(rng.integers(0, 3))):
+                g = max(1, rank.g + int(rng.integers(-1, 2)) * int(rng.integers(1, 3)))
+                h = max(g, rank.h + int(rng.integers(0, 3)))
+                if hss.Rank(g, h) not in alts and h <= MAX_H:
+                    alts.append(hss.Rank(g, h))
+            rng.shuffle(alts)
+            alternatives.append(tuple(alts))
+        modes = hss.ModeSet(tuple(alternatives))
+        if len(modes) == 1 or len(modes) > 12 or modes.max_group_size > MAX_GROUP:
+            continue
+        cost = flex_cost(modes, rows, cols, width)
+        if cost is not None and cost <= MAX_COST:
+            return str(modes)
+    return None
+
+
 def _values(rng, kind: str, shape, lo: int, hi: int) -> np.ndarray:
     if kind == "uniform":
         return rng.integers(lo, hi, shape, endpoint=True, dtype=np.int64)
@@ -237,6 +283,7 @@ def generate_case(seed: int, index: int) -> Case:
                 cols -= 1
         if _fits(p, rows, cols, width):
             break
+    modes = random_mode_set(rng, p, rows, cols, width) if rng.random() < FLEX_SHARE else None
     signed = bool(rng.random() < 0.5)
     s = p.group_size
     lo, hi = hss.value_range(width, signed)
@@ -268,12 +315,11 @@ def generate_case(seed: int, index: int) -> Case:
 
     padded = steps * s
     max_k = padded if worst or rng.random() < 0.5 else int(rng.integers(padded, max(padded, MAX_K) + 1))
-    min_acc = hss.accumulator_bits(width, signed, hss.max_products(p, max_k))
     extra = 0 if worst and rng.random() < 0.7 else int(rng.integers(0, MAX_ACC_EXTRA + 1))
     stall_seed = None if rng.random() < 1 / 3 else int(rng.integers(0, 2 ** 31))
-    return Case(f"s{seed}-c{index:05d}", str(p), rows, cols, width, signed, max_k,
-                min_acc + extra, W.astype(np.int64), A.astype(np.int64), stall_seed,
-                w_kind, a_kind)
+    case = Case(f"s{seed}-c{index:05d}", str(p), rows, cols, width, signed, max_k, 2,
+                W.astype(np.int64), A.astype(np.int64), stall_seed, w_kind, a_kind, modes)
+    return case.replace(acc_width=case.min_acc_width + extra)
 
 
 def features(case: Case) -> dict:
@@ -292,6 +338,8 @@ def features(case: Case) -> dict:
         "n_overhang": case.n % case.cols != 0, "tight_max_k": case.max_k == case.padded_k,
         "group_size": p.group_size, "slots": p.slots, "steps": case.steps,
         "tiles": case.tiles, "k": case.k, "w_kind": case.w_kind, "a_kind": case.a_kind,
+        "build": "flexible" if case.modes else "fixed",
+        "modes": len(hss.ModeSet.parse(case.modes)) if case.modes else 1,
     }
 
 
@@ -329,7 +377,7 @@ def run_case(case: Case, work: Path) -> Outcome:
     from gen.simulate import SimError, ToolMissing, simulate
     from gen.testbench import write_testbench
     from hdl import LATENCY
-    from hdl.stimulus import gemm_vectors
+    from hdl.stimulus import flex_gemm_vectors, gemm_vectors
 
     work = Path(work)
     shutil.rmtree(work, ignore_errors=True)
@@ -339,7 +387,8 @@ def run_case(case: Case, work: Path) -> Outcome:
         (work / "rtl" / f"{TOP}.v").write_text(_emit(config))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", hss.PaddingWarning)
-            vectors = gemm_vectors(config, case.W, case.A)
+            vectors = (flex_gemm_vectors(config, case.W, case.A, case.pattern) if case.modes
+                       else gemm_vectors(config, case.W, case.A))
         write_testbench(work / "tb", vectors, top=TOP, rtl_rel=f"../rtl/{TOP}.v",
                         stall_seed=case.stall_seed)
     except Exception as e:  # a generation bug, whatever its type
@@ -504,8 +553,9 @@ def simplifications(case: Case) -> Iterable[Case]:
         yield tight.replace(acc_width=max(2, tight.min_acc_width + extra))
     if case.acc_width > case.min_acc_width:
         yield case.replace(acc_width=case.min_acc_width)
-    for p in _pattern_variants(case.p):
-        yield _with_pattern(case, p)
+    if case.modes is None:                 # a flexible build keeps its set (and its bug)
+        for p in _pattern_variants(case.p):
+            yield _with_pattern(case, p)
     if _needed_width(case) < case.width:
         narrow = case.replace(width=_needed_width(case))
         yield narrow.replace(acc_width=max(2, narrow.min_acc_width
@@ -546,11 +596,13 @@ def _shown(path: Path) -> str:
 def reproducer(case: Case, folder: Path) -> str:
     """The ``python -m gen`` command that replays ``case`` from ``folder``'s W.npy, A.npy."""
     folder = Path(folder)
-    argv = ["python", "-m", "gen", "--ranks", case.pattern, "--rows", case.rows,
+    argv = ["python", "-m", "gen", "--ranks", case.modes or case.pattern, "--rows", case.rows,
             "--cols", case.cols, "--width", case.width,
             "--signed" if case.signed else "--unsigned", "--acc-width", case.acc_width,
             "--max-k", case.max_k, "--weights", _shown(folder / "W.npy"),
             "--activations", _shown(folder / "A.npy")]
+    if case.modes:
+        argv += ["--mode", case.pattern]
     if case.stall_seed is not None:
         argv += ["--stalls", case.stall_seed]
     argv += ["--no-synth", "--out", f"build/fuzz-{case.case_id}", "--force"]
@@ -739,6 +791,8 @@ def summarize(records: list[dict], seconds: float, jobs: int, seed: int, minutes
     mismatches = [r for r in failures if r["kind"] in ("mismatch", "z-mismatch", "golden")]
     patterns = Counter(r["pattern"] for r in ok)
     rows = [["total", "cases", len(records), sum(r["stalls"] for r in ok), len(failures)]]
+    rows += _histogram(ok, "build", "build")
+    rows += _histogram(ok, "modes", "modes in the build")
     rows += _histogram(ok, "ranks", "ranks")
     rows += _histogram(ok, "width", "value width")
     rows += _histogram(ok, "signedness", "signedness")
@@ -806,7 +860,7 @@ def run(args) -> int:
     """``python -m bench fuzz``: the campaign, its summary files; 1 if any case failed."""
     minutes = args.minutes if args.minutes is not None else (2 if args.quick else 20)
     seed = args.seed if args.seed is not None else 1
-    jobs = args.jobs or os.cpu_count() or 1
+    jobs = args.jobs
     from gen.simulate import ToolMissing
     progress(f"fuzzing for {minutes:g} min on {jobs} workers, seed {seed}")
     try:

@@ -72,8 +72,8 @@ def run(args) -> None:
     configs = _configs(args.quick)
     jobs = [(p, c, args.fmax) for p, _, c in configs]
     progress(f"synthesizing {len(jobs)} designs on a {configs[0][2].rows}x{configs[0][2].cols} "
-             f"array, 2 at a time{' with place and route' if args.fmax else ''}")
-    with ProcessPoolExecutor(max_workers=2) as pool:
+             f"array, {args.jobs} at a time{' with place and route' if args.fmax else ''}")
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = []
         for (pattern, _, _), r in zip(jobs, pool.map(_measure, jobs)):
             progress(f"{pattern}: {r['generic']['nand2_eq']:.0f} NAND2-eq")
