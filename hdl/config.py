@@ -27,6 +27,22 @@ def _check_int(name, value, lo, hi=None):
         raise ValueError(f"{name} must be {bound}, not {value}")
 
 
+def _check_array_and_format(config) -> None:
+    """The checks every config shares: array sides, value format, max_k."""
+    _check_int("rows", config.rows, 1, MAX_ARRAY_SIDE)
+    _check_int("cols", config.cols, 1, MAX_ARRAY_SIDE)
+    _check_int("width", config.width, 2, MAX_VALUE_WIDTH)
+    if not isinstance(config.signed, bool):
+        raise TypeError(f"signed must be a bool, not {config.signed!r}")
+    _check_int("max_k", config.max_k, 1)
+
+
+def _default_acc_width(config) -> None:
+    if config.acc_width is None:
+        object.__setattr__(config, "acc_width", config.min_acc_width)
+    _check_int("acc_width", config.acc_width, 2, 128)
+
+
 @dataclass(frozen=True)
 class AcceleratorConfig:
     """What the generator builds.
@@ -48,15 +64,8 @@ class AcceleratorConfig:
         if not isinstance(self.pattern, Pattern):
             raise TypeError(f"pattern must be a Pattern or a string like '4:6,2:4', "
                             f"not {self.pattern!r}")
-        _check_int("rows", self.rows, 1, MAX_ARRAY_SIDE)
-        _check_int("cols", self.cols, 1, MAX_ARRAY_SIDE)
-        _check_int("width", self.width, 2, MAX_VALUE_WIDTH)
-        if not isinstance(self.signed, bool):
-            raise TypeError(f"signed must be a bool, not {self.signed!r}")
-        _check_int("max_k", self.max_k, 1)
-        if self.acc_width is None:
-            object.__setattr__(self, "acc_width", self.min_acc_width)
-        _check_int("acc_width", self.acc_width, 2, 128)
+        _check_array_and_format(self)
+        _default_acc_width(self)
 
     @property
     def value_shape(self) -> Shape:
@@ -149,19 +158,12 @@ class FlexConfig:
         if not isinstance(self.modes, ModeSet):
             raise TypeError(f"modes must be an hss.ModeSet or a string like "
                             f"'4:4|4:6,2:4|1:4', not {self.modes!r}")
-        _check_int("rows", self.rows, 1, MAX_ARRAY_SIDE)
-        _check_int("cols", self.cols, 1, MAX_ARRAY_SIDE)
-        _check_int("width", self.width, 2, MAX_VALUE_WIDTH)
-        if not isinstance(self.signed, bool):
-            raise TypeError(f"signed must be a bool, not {self.signed!r}")
-        _check_int("max_k", self.max_k, 1)
+        _check_array_and_format(self)
         if self.macs is None:
             object.__setattr__(self, "macs", default_macs(self.modes.modes))
         _check_int("macs", self.macs, 1, 1024)
         self.schedule                       # eager: a set these lanes cannot run is an error
-        if self.acc_width is None:
-            object.__setattr__(self, "acc_width", self.min_acc_width)
-        _check_int("acc_width", self.acc_width, 2, 128)
+        _default_acc_width(self)
 
     @cached_property
     def schedule(self) -> LaneSchedule:

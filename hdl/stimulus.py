@@ -77,13 +77,8 @@ def _pad_to(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def gemm_vectors(config: AcceleratorConfig, W, A) -> GemmVectors:
-    """Validate ``W`` (M x K, conforming) and ``A`` (K x N) against the config and pack them.
-
-    K is zero-padded to the group size (``hss.PaddingWarning``). Raises ``hss.HSSError``
-    (or its ``ConformanceError``) naming the problem.
-    """
-    c, p = config, config.pattern
+def _operands(c, W, A):
+    """W and A as int64 matrices that chain and fit the config's number format."""
     W = hss.tensor.as_matrix(W, "W", allow_float=False)
     A = hss.tensor.as_matrix(A, "A", allow_float=False)
     if A.shape[0] != W.shape[1]:
@@ -91,6 +86,17 @@ def gemm_vectors(config: AcceleratorConfig, W, A) -> GemmVectors:
                            f"{A.shape[0]}x{A.shape[1]} (A needs K={W.shape[1]} rows)")
     hss.check_range(W, c.width, c.signed, "W")
     hss.check_range(A, c.width, c.signed, "A")
+    return W, A
+
+
+def gemm_vectors(config: AcceleratorConfig, W, A) -> GemmVectors:
+    """Validate ``W`` (M x K, conforming) and ``A`` (K x N) against the config and pack them.
+
+    K is zero-padded to the group size (``hss.PaddingWarning``). Raises ``hss.HSSError``
+    (or its ``ConformanceError``) naming the problem.
+    """
+    c, p = config, config.pattern
+    W, A = _operands(c, W, A)
     m, k = W.shape
     n = A.shape[1]
     compressed = hss.compress(W, p)
@@ -154,13 +160,7 @@ def flex_gemm_vectors(config: FlexConfig, W, A, mode) -> GemmVectors:
     c, s = config, config.schedule
     mode = mode if isinstance(mode, int) else c.modes.index(mode)
     p = c.modes.mode(mode)
-    W = hss.tensor.as_matrix(W, "W", allow_float=False)
-    A = hss.tensor.as_matrix(A, "A", allow_float=False)
-    if A.shape[0] != W.shape[1]:
-        raise hss.HSSError(f"shapes do not chain: W is {W.shape[0]}x{W.shape[1]} but A is "
-                           f"{A.shape[0]}x{A.shape[1]} (A needs K={W.shape[1]} rows)")
-    hss.check_range(W, c.width, c.signed, "W")
-    hss.check_range(A, c.width, c.signed, "A")
+    W, A = _operands(c, W, A)
     m, k = W.shape
     n = A.shape[1]
     expected = hss.matmul(hss.compress(W, p), A)

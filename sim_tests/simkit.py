@@ -12,8 +12,8 @@ from amaranth.sim import Simulator
 
 import hss
 
-__all__ = ["Cycles", "send", "receive", "run", "unpack", "chunks", "wrap", "WEIGHT_KINDS",
-           "value_limits", "weights", "activations", "quiet_padding"]
+__all__ = ["Cycles", "send", "receive", "run", "run_gemms", "unpack", "chunks", "wrap",
+           "WEIGHT_KINDS", "value_limits", "weights", "activations", "quiet_padding"]
 
 
 class Cycles:
@@ -97,6 +97,33 @@ def run(dut, testbenches, *, background=(), deadline_cycles=None, timeout_cycles
 
 
 # -- decoding packed values ---------------------------------------------------------------
+
+def run_gemms(dut, vectors, *, idle=0.0, stall=0.0, seed=0):
+    """Stream the beats of all ``vectors`` (GemmVectors) back to back into an accelerator's
+    three streams; return (tile payloads, weight handshake cycles, tile handshake cycles).
+    Random gaps on both inputs (``idle``), random refusals of the tiles (``stall``)."""
+    w_beats = [b for v in vectors for b in v.weight_beats]
+    a_beats = [b for v in vectors for b in v.act_beats]
+    n_tiles = sum(v.tiles for v in vectors)
+    cycles, w_log, a_log, t_log, result = Cycles(), [], [], [], {}
+
+    async def weights_tb(ctx):
+        await send(ctx, dut.weights, w_beats, idle=idle, seed=seed, log=w_log, cycles=cycles)
+
+    async def acts_tb(ctx):
+        await send(ctx, dut.activations, a_beats, idle=idle, seed=seed + 1, log=a_log,
+                   cycles=cycles)
+
+    async def tiles_tb(ctx):
+        result["tiles"] = await receive(ctx, dut.tiles, n_tiles, stall=stall, seed=seed + 2,
+                                        log=t_log, cycles=cycles, check_stable=True)
+
+    steps = sum(v.steps for v in vectors)
+    run(dut, [weights_tb, acts_tb, tiles_tb], background=[cycles],
+        timeout_cycles=50 * (steps + n_tiles) + 100)
+    assert w_log == a_log, "the two input streams must advance together"
+    return result["tiles"], w_log, t_log
+
 
 def unpack(word: int, shape):
     """A packed ``word`` as nested Python values following an Amaranth shape: lists for

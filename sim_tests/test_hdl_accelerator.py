@@ -17,8 +17,7 @@ from amaranth.hdl import UnusedElaboratable
 import hss
 from hdl import LATENCY, AcceleratorConfig, HSSAccelerator
 from hdl.stimulus import gemm_vectors, unpack_tile
-from simkit import (WEIGHT_KINDS, Cycles, activations, quiet_padding, receive, run, send,
-                    value_limits, weights, wrap)
+from simkit import (WEIGHT_KINDS, activations, quiet_padding, run_gemms, value_limits, weights, wrap)
 
 # (pattern, rows, cols, signed): every pattern on at least one array in signed and
 # unsigned, every array size with several patterns, 4x4 with 4:6,2:4 and three more.
@@ -41,27 +40,9 @@ def case_id(pattern, rows, cols, is_signed, width=8):
 def simulate(config, vectors, *, idle=0.0, stall=0.0, seed=0):
     """Stream the beats of all ``vectors`` back to back; return (tiles as (z, overflow),
     weight handshake cycles, tile handshake cycles)."""
-    dut = HSSAccelerator(config)
-    w_beats = [b for v in vectors for b in v.weight_beats]
-    a_beats = [b for v in vectors for b in v.act_beats]
-    n_tiles = sum(v.tiles for v in vectors)
-    cycles, w_log, a_log, t_log, result = Cycles(), [], [], [], {}
-
-    async def weights_tb(ctx):
-        await send(ctx, dut.weights, w_beats, idle=idle, seed=seed, log=w_log, cycles=cycles)
-
-    async def acts_tb(ctx):
-        await send(ctx, dut.activations, a_beats, idle=idle, seed=seed + 1, log=a_log,
-                   cycles=cycles)
-
-    async def tiles_tb(ctx):
-        result["tiles"] = await receive(ctx, dut.tiles, n_tiles, stall=stall, seed=seed + 2,
-                                        log=t_log, cycles=cycles, check_stable=True)
-
-    run(dut, [weights_tb, acts_tb, tiles_tb], background=[cycles],
-        timeout_cycles=50 * (len(w_beats) + n_tiles) + 100)
-    assert w_log == a_log, "the two input streams must advance together"
-    return [unpack_tile(config, w) for w in result["tiles"]], w_log, t_log
+    tiles, w_log, t_log = run_gemms(HSSAccelerator(config), vectors, idle=idle, stall=stall,
+                                    seed=seed)
+    return [unpack_tile(config, w) for w in tiles], w_log, t_log
 
 
 def check_tiles(named, tiles, overflow=False):

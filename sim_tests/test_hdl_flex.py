@@ -9,34 +9,15 @@ import hss
 from hdl.config import FlexConfig
 from hdl.flex import FLEX_LATENCY, FlexAccelerator, RowSteer
 from hdl.stimulus import _flex_row_word, flex_gemm_vectors, unpack_tile
-from simkit import Cycles, activations, quiet_padding, receive, run, send, weights
+from simkit import activations, quiet_padding, run_gemms, weights
 
 HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
 
 
 def simulate(config, vectors, *, idle=0.0, stall=0.0, seed=0):
-    dut = FlexAccelerator(config)
-    w_beats = [b for v in vectors for b in v.weight_beats]
-    a_beats = [b for v in vectors for b in v.act_beats]
-    n_tiles = sum(v.tiles for v in vectors)
-    cycles, w_log, a_log, t_log, result = Cycles(), [], [], [], {}
-
-    async def weights_tb(ctx):
-        await send(ctx, dut.weights, w_beats, idle=idle, seed=seed, log=w_log, cycles=cycles)
-
-    async def acts_tb(ctx):
-        await send(ctx, dut.activations, a_beats, idle=idle, seed=seed + 1, log=a_log,
-                   cycles=cycles)
-
-    async def tiles_tb(ctx):
-        result["tiles"] = await receive(ctx, dut.tiles, n_tiles, stall=stall, seed=seed + 2,
-                                        log=t_log, cycles=cycles, check_stable=True)
-
-    steps = sum(v.steps for v in vectors)
-    run(dut, [weights_tb, acts_tb, tiles_tb], background=[cycles],
-        timeout_cycles=50 * (steps + n_tiles) + 100)
-    assert w_log == a_log, "the two input streams must advance together"
-    return [unpack_tile(config, w) for w in result["tiles"]], w_log, t_log
+    tiles, w_log, t_log = run_gemms(FlexAccelerator(config), vectors, idle=idle, stall=stall,
+                                    seed=seed)
+    return [unpack_tile(config, w) for w in tiles], w_log, t_log
 
 
 def gemms(config, rng, kind="random", shapes=None):
