@@ -164,7 +164,7 @@ def _write(args, designs, areas, cycles) -> None:
         r = areas[name]
         g, e = r["generic"], r["ecp5"]
         macs = config.macs if isinstance(config, FlexConfig) else config.pattern.slots
-        row = [name, kind, macs, g["nand2_eq"], g["selector_nand2_eq"],
+        row = [name, kind, macs, g["nand2_eq"], round(g["selector_nand2_eq"]),
                f"{100 * g['selector_share']:.1f}", g["nand2_eq"] / dense_area,
                e["lut4"], e["ff"], e["mult18x18d"]]
         if args.fmax:
@@ -172,6 +172,20 @@ def _write(args, designs, areas, cycles) -> None:
             row += [f if f else "-" if "fmax" not in r else f"not routed in {FMAX_TIMEOUT} s",
                     f / areas[dense_name]["fmax"]["fmax_mhz"] if f else None]
         area_rows.append(row)
+    levels = []
+    compared = [n for n in (flex_name, dense_name, "naive flexible") if n in areas]
+    for name in compared:
+        levels += [k for k in areas[name]["generic"]["breakdown"] if k not in levels]
+    breakdown = Table(
+        "flex_breakdown", f"Where the area goes (NAND2-eq), {flex_cfg.rows}x{flex_cfg.cols} PEs",
+        ["level"] + compared,
+        [[k] + [round(areas[n]["generic"]["breakdown"].get(k, 0.0)) for n in compared]
+         for k in levels if any(areas[n]["generic"]["breakdown"].get(k) for n in compared)]
+        + [["total"] + [round(areas[n]["generic"]["nand2_eq"]) for n in compared]],
+        args.command, ["Combinational area per level (Yosys hierarchy, synth/cells.lib); every "
+                       "flip-flop under registers. Lane muxes sit in each PE, steering in each "
+                       "PE row, windows in each PE column."])
+    write_outputs(breakdown, args.out, args.machine)
     table = Table("flex_area", f"Area of the flexible build, {flex_cfg.rows}x{flex_cfg.cols} "
                   f"PEs, int8, {flex_cfg.acc_width}-bit accumulators",
                   ["design", "kind", "multipliers per PE", "NAND2-eq", "selection NAND2-eq",
