@@ -13,6 +13,7 @@ from .prune import prune
 from .golden import (Step, accumulator_bits, decompress_group, matmul, max_products, select,
                      step)
 from .packing import pack_fields, unpack_fields
+from .tasd import Decomposition, TASDError, TASDResult, decompose, matmul_decomposed
 
 __all__ = [
     "Pattern", "Rank", "PatternError", "ModeSet", "ModeSetError", "HSSError",
@@ -21,4 +22,5 @@ __all__ = [
     "canonical_offsets", "prune", "select", "Step", "step", "decompress_group", "matmul",
     "accumulator_bits", "max_products", "value_range", "check_range", "dtype_for",
     "pack_fields", "unpack_fields",
+    "Decomposition", "TASDError", "TASDResult", "decompose", "matmul_decomposed",
 ]
