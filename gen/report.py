@@ -70,6 +70,11 @@ def _flex_report(plan, layers, sim, area) -> dict:
                   for m, p in enumerate(c.modes.modes)],
         "layers": _layer_rows(plan, layers, sim),
     }
+    for mode in report["modes"]:                  # what the testbench ran in each mode
+        ran = [l for l in report["layers"] if l["mode"] == mode["pattern"]]
+        mode["steps"] = sum(l["steps"] for l in ran) if ran else None
+        mode["cycles"] = sum(l["cycles"] for l in ran) if ran and all(
+            l["cycles"] is not None for l in ran) else None
     if sim is not None:
         report["testbench"] = _testbench(plan, sim)
     if area is not None:
@@ -244,10 +249,11 @@ def _flex_markdown(r, area_only=False) -> list[str]:
     tput = "throughput_per_area_vs_dense" in r["modes"][0]
     md += ["## Modes", ""]
     md += _table(["mode", "pattern", "density", "speed-up limit", "storage bits/element",
-                  "groups per beat", "steps per beat"]
+                  "groups per beat", "steps per beat", "steps run", "cycles measured"]
                  + (["throughput/area vs dense twin"] if tput else []),
                  [[m["mode"], f"`{m['pattern']}`", m["density"], f"{m['speedup_limit']:g}x",
-                   f"{m['bits_per_element']:.2f}", m["groups_per_beat"], m["steps_per_beat"]]
+                   f"{m['bits_per_element']:.2f}", m["groups_per_beat"], m["steps_per_beat"],
+                   _fmt(m["steps"]), _fmt(m["cycles"])]
                   + ([f"{m['throughput_per_area_vs_dense']:.2f}x"] if tput else [])
                   for m in r["modes"]]) + [""]
     md += ["## Testbench", "", "The layers run back to back, tiles of different modes with no "

@@ -51,6 +51,7 @@ def test_every_mode_in_one_run(tmp_path, modes, sim, extra):
     tb = report["testbench"]
     assert tb["passed"] and tb["ideal_cycles"] == sum(l["steps"] for l in report["layers"])
     layer_cycles = [l["cycles"] for l in report["layers"]]
+    assert [m["cycles"] for m in report["modes"]] == layer_cycles      # one layer per mode
     assert sum(layer_cycles) == tb["cycles"] - report["latency"]
     if "--stalls" in extra:
         assert tb["cycles"] > tb["ideal_cycles"] + report["latency"]
