@@ -165,36 +165,39 @@ def _error(message: str, code: int) -> int:
     return code
 
 
+def _interrupted(signum: int, out) -> int:
+    print(f"gen: interrupted by {signal.Signals(signum).name}: child tools stopped, nothing "
+          f"written to {out}", file=sys.stderr, flush=True)
+    return 128 + signum
+
+
 def main(argv=None) -> int:
     tools.reset_stop()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", hss.PaddingWarning)
-            plan = Plan(build_parser().parse_args(argv))
-        check_tools(plan)
-    except (InputError, hss.HSSError, ToolMissing) as e:
-        return _error(str(e), 2)
-    lock, folder = OutputLock(plan.out), OutputFolder(plan.out)
     handlers = _SignalHandlers()
     with handlers:
         try:
-            lock.acquire()
-        except OutputBusy as e:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", hss.PaddingWarning)
+                plan = Plan(build_parser().parse_args(argv))
+            check_tools(plan)
+        except (InputError, hss.HSSError, ToolMissing) as e:
             return _error(str(e), 2)
-        except OSError as e:
-            return _error(f"cannot write next to {plan.out}: {e.strerror or e}", 1)
+        except Interrupted as e:                # still checking the input: nothing written
+            handlers.ignore()
+            return _interrupted(e.signum, "the output folder")
+        lock, folder = OutputLock(plan.out), OutputFolder(plan.out)
         try:
+            lock.acquire()
             status = run(plan, folder.create())
             folder.promote()
+        except OutputBusy as e:
+            return _error(str(e), 2)
         except Interrupted as e:
             handlers.ignore()
             warnings.simplefilter("ignore")     # half-built Amaranth objects warn when freed
             tools.stop_all()
             folder.discard()
-            name = signal.Signals(e.signum).name
-            print(f"gen: interrupted by {name}: child tools stopped, nothing written to "
-                  f"{plan.out}", file=sys.stderr, flush=True)
-            return 128 + e.signum
+            return _interrupted(e.signum, plan.out)
         except ToolMissing as e:
             folder.discard()
             return _error(str(e), 2)
@@ -202,7 +205,7 @@ def main(argv=None) -> int:
             work = folder.work
             failed = folder.keep_failed()
             return _error(str(e).replace(str(work), str(failed)) + f" ({plan.out} untouched)", 1)
-        except OSError as e:
+        except OSError as e:                    # no lock, no work folder, or a full disk
             folder.discard()
             where = f" ({e.filename})" if getattr(e, "filename", None) else ""
             return _error(f"cannot write the output{where}: {e.strerror or e}; "
