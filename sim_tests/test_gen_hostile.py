@@ -384,3 +384,13 @@ def test_path_with_spaces_and_specials(tmp_path, sim):
     assert report["testbench"]["cycles"] > report["gemm"]["steps"] + report["latency"]
     assert report["area"]["design"]["generic"]["nand2_eq"] > 0
     assert leftovers(out.parent) == ["o's"]
+
+
+@pytest.mark.pnr
+def test_place_and_route_time_limit(tmp_path):
+    r = gen(*SMALL, "--sim", "none", "--target", "generic", "--fmax", "--pnr-timeout", "1",
+            "--out", tmp_path / "o")
+    assert r.returncode == 1, r.stdout + r.stderr
+    line = one_error_line(r.stderr)
+    assert "nextpnr-ecp5 step 'nextpnr' timed out after 1 s" in line
+    assert not (tmp_path / "o").exists() and (tmp_path / "o.failed").is_dir()
