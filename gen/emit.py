@@ -160,7 +160,8 @@ def _flex_manifest(c: FlexConfig, port_lists, versions) -> dict:
             "unused fields zero. activations beat = [cols][groups][region_size]: per column "
             "the beat's groups of dense activations, each at the start of its slot. A beat "
             "holds groups_per_beat groups of its mode and is taken after steps_per_beat "
-            "steps, both streams together; mode is the same on every beat of a tile; "
+            "steps, both streams together; a tile's beats may change mode (segments, summed "
+            "into the same accumulators); "
             "weights.last marks a tile's last beat; a tile is valid "
             f"{FLEX_LATENCY} cycles after its last step"),
         "ports": port_lists,

@@ -267,11 +267,12 @@ class FlexPEArray(wiring.Component):
 
 class FlexAccelerator(HSSAccelerator):
     """``HSSAccelerator``'s protocol for a mode set: the weights beat carries ``mode`` (the
-    number of the mode in ``config.modes``, the same for every beat of a tile), and a beat
-    of mode ``m`` is taken after ``steps_per_beat(m)`` steps (phases), the activations beat
-    with it. Tiles of different modes follow each other back to back; a tile is valid
-    ``FLEX_LATENCY`` cycles after its last step. A mode number outside the set computes
-    nothing defined.
+    number of the mode in ``config.modes``), and a beat of mode ``m`` is taken after
+    ``steps_per_beat(m)`` steps (phases), the activations beat with it. Tiles of different
+    modes follow each other back to back; the mode may also change between the beats of one
+    tile: the tile is then computed in *segments* (TASD terms, ``flex_segment_vectors``)
+    summed into the same accumulators until ``last``. A tile is valid ``FLEX_LATENCY``
+    cycles after its last step. A mode number outside the set computes nothing defined.
     """
 
     def __init__(self, config: FlexConfig):

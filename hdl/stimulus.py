@@ -18,7 +18,8 @@ from .flex import flex_act_beat_layout, flex_row_layout, flex_weight_beat_layout
 from .layouts import pack_group, pack_values
 from .top import tile_layout, weight_beat_layout
 
-__all__ = ["GemmVectors", "gemm_vectors", "flex_gemm_vectors", "unpack_tile"]
+__all__ = ["GemmVectors", "gemm_vectors", "flex_gemm_vectors", "flex_segment_vectors",
+           "unpack_tile"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ class GemmVectors:
     act_beats: tuple[int, ...]
     expected: np.ndarray
     expected_tiles: np.ndarray
-    steps_per_beat: int = 1         # a flexible build takes a beat in several steps in some modes
-    mode: int | None = None         # the mode number of a flexible build's GEMM
+    steps_per_beat: int = 1         # of the first beat: a flexible build takes a beat in
+                                    # several steps in some modes
+    mode: int | None = None         # the mode number of a flexible build's GEMM (its first
+                                    # segment's)
 
     @property
     def tiles(self) -> int:
@@ -55,7 +58,7 @@ class GemmVectors:
     @property
     def steps(self) -> int:
         """PE steps: the cycles the GEMM takes without stalls, latency aside."""
-        return len(self.weight_beats) * self.steps_per_beat
+        return self.tiles * self.steps_per_tile
 
     def assemble(self, tiles) -> np.ndarray:
         """Z (M, N) from per-tile results (rows, cols), in tile order."""
@@ -157,32 +160,24 @@ def flex_gemm_vectors(config: FlexConfig, W, A, mode) -> GemmVectors:
     """``gemm_vectors`` for a flexible build, with every tile in ``mode`` (a mode number or
     pattern of ``config.modes``). ``W`` must conform to that mode's pattern. Groups are
     packed ``groups_per_beat`` to a beat (a tile's last beat padded with empty groups)."""
-    c, s = config, config.schedule
-    mode = mode if isinstance(mode, int) else c.modes.index(mode)
-    p = c.modes.mode(mode)
-    W, A = _operands(c, W, A)
-    m, k = W.shape
-    n = A.shape[1]
-    expected = hss.matmul(hss.compress(W, p), A)
+    return flex_segment_vectors(config, [(W, mode)], A)
+
+
+def _segment_words(c: FlexConfig, W, A, mode: int, tile_rows: int, tile_cols: int):
+    """One segment's beats per tile row and per tile column: (row words, column words,
+    beats, mode field)."""
+    s, p = c.schedule, c.modes.mode(mode)
     per_beat = s.groups_per_beat(mode)
-    groups = -(-k // p.group_size)
-    beats = -(-groups // per_beat)
-    tile_rows, tile_cols = -(-m // c.rows), -(-n // c.cols)
+    beats = -(-(-(-W.shape[1] // p.group_size)) // per_beat)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hss.PaddingWarning)
         Wc = hss.compress(_pad_to(W, tile_rows * c.rows, beats * per_beat * p.group_size), p)
     Ap = _pad_to(A, beats * per_beat * p.group_size, tile_cols * c.cols)
-
-    beat = flex_weight_beat_layout(c)
-    row_bits = flex_row_layout(c).size
     region_bits = s.region_size * c.width
-    column_bits = flex_act_beat_layout(c).elem_shape.size
-    mode_field = (mode << beat["mode"].offset) if c.modes.mode_bits else 0
-    last_at = beat["last"].offset
-    row_words = [[_flex_row_word(c, mode, [Wc.group(row, b * per_beat + j)
-                                           for j in range(per_beat)]) for b in range(beats)]
-                 for row in range(tile_rows * c.rows)]
-    act_words = []
+    rows = [[_flex_row_word(c, mode, [Wc.group(row, b * per_beat + j)
+                                      for j in range(per_beat)]) for b in range(beats)]
+            for row in range(tile_rows * c.rows)]
+    cols = []
     for col in range(tile_cols * c.cols):
         words = []
         for b in range(beats):
@@ -192,26 +187,62 @@ def flex_gemm_vectors(config: FlexConfig, W, A, mode) -> GemmVectors:
                 word |= pack_values(Ap[g * p.group_size:(g + 1) * p.group_size, col],
                                     c.width) << (j * region_bits)
             words.append(word)
-        act_words.append(words)
+        cols.append(words)
+    beat = flex_weight_beat_layout(c)
+    mode_field = (mode << beat["mode"].offset) if c.modes.mode_bits else 0
+    return rows, cols, beats, mode_field
+
+
+def flex_segment_vectors(config: FlexConfig, segments, A) -> GemmVectors:
+    """A GEMM whose tiles are computed in *segments* (TASD terms, ``hss.tasd``): each tile
+    streams the beats of ``W_1`` in its mode, then of ``W_2`` in its mode, ..., into the same
+    accumulators, the activations re-streamed per segment; ``last`` marks only the tile's
+    final beat. ``segments``: [(W_t, mode_t)], every ``W_t`` M x K and conforming to its
+    mode. Expected: ``Z = sum_t W_t @ A`` from the compressed terms (the golden model)."""
+    c, s = config, config.schedule
+    if not segments:
+        raise hss.HSSError("a GEMM needs at least one segment")
+    modes, mats = [], []
+    for W, mode in segments:
+        W, A_checked = _operands(c, W, A)
+        if mats and W.shape != mats[0].shape:
+            raise hss.HSSError(f"segments must have the same shape: {W.shape} vs "
+                               f"{mats[0].shape}")
+        modes.append(mode if isinstance(mode, int) else c.modes.index(mode))
+        mats.append(W)
+    A = A_checked
+    m, k = mats[0].shape
+    n = A.shape[1]
+    expected = sum(hss.matmul(hss.compress(W, c.modes.mode(mode)), A)
+                   for W, mode in zip(mats, modes))
+    tile_rows, tile_cols = -(-m // c.rows), -(-n // c.cols)
+    parts = [_segment_words(c, W, A, mode, tile_rows, tile_cols)
+             for W, mode in zip(mats, modes)]
+    row_bits = flex_row_layout(c).size
+    column_bits = flex_act_beat_layout(c).elem_shape.size
+    last_at = flex_weight_beat_layout(c)["last"].offset
 
     origins, w_beats, a_beats = [], [], []
     for ti in range(tile_rows):
         for tj in range(tile_cols):
             origins.append((ti * c.rows, tj * c.cols))
-            for b in range(beats):
-                word = mode_field | (int(b == beats - 1) << last_at)
-                for i in range(c.rows):
-                    word |= row_words[ti * c.rows + i][b] << (i * row_bits)
-                w_beats.append(word)
-                word = 0
-                for j in range(c.cols):
-                    word |= act_words[tj * c.cols + j][b] << (j * column_bits)
-                a_beats.append(word)
+            for t, (rows, cols, beats, mode_field) in enumerate(parts):
+                for b in range(beats):
+                    final = t == len(parts) - 1 and b == beats - 1
+                    word = mode_field | (int(final) << last_at)
+                    for i in range(c.rows):
+                        word |= rows[ti * c.rows + i][b] << (i * row_bits)
+                    w_beats.append(word)
+                    word = 0
+                    for j in range(c.cols):
+                        word |= cols[tj * c.cols + j][b] << (j * column_bits)
+                    a_beats.append(word)
     zp = _pad_to(expected, tile_rows * c.rows, tile_cols * c.cols)
     tiles = np.stack([zp[r0:r0 + c.rows, c0:c0 + c.cols] for r0, c0 in origins])
-    return GemmVectors(c, m, k, n, beats * s.steps_per_beat(mode), tuple(origins),
-                       tuple(w_beats), tuple(a_beats), expected, tiles,
-                       steps_per_beat=s.steps_per_beat(mode), mode=mode)
+    steps = sum(beats * s.steps_per_beat(mode) for (_, _, beats, _), mode in zip(parts, modes))
+    return GemmVectors(c, m, k, n, steps, tuple(origins), tuple(w_beats), tuple(a_beats),
+                       expected, tiles, steps_per_beat=s.steps_per_beat(modes[0]),
+                       mode=modes[0])
 
 
 def unpack_tile(config: AcceleratorConfig, word: int) -> tuple[np.ndarray, bool]:

@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 import hss
 from hdl.config import FlexConfig
 from hdl.flex import FLEX_LATENCY, FlexAccelerator, RowSteer
-from hdl.stimulus import _flex_row_word, flex_gemm_vectors, unpack_tile
+from hdl.stimulus import _flex_row_word, flex_gemm_vectors, flex_segment_vectors, unpack_tile
 from simkit import activations, quiet_padding, run_gemms, weights
 
 HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
@@ -154,3 +154,31 @@ def test_flex_config_sizes():
     assert c.max_steps == 4096 // 8
     assert c.dense_twin().pattern == hss.Pattern.parse("8:8")
     assert c.name == "hssflex_4-4.4-5.4-6.4-7_4-4.2-4.1-4_m8_4x4_s8"
+
+
+@pytest.mark.parametrize("text, exact", [
+    ("4:4,2:4+4:4,2:4", True),            # two 2:4 terms cover any dense tensor
+    ("4:6,2:4+4:7,1:4", False),           # terms of different modes, approximate
+    ("4:4,1:4+4:5,2:4+4:4,1:4", False),
+])
+def test_tasd_segments_accumulate_into_one_tile(text, exact):
+    """A tile computed as segments (TASD terms, each in its own mode) leaves the array as
+    one tile equal to sum_t W_t @ A, back to back with other tiles, with back-pressure."""
+    config = FlexConfig(HIGHLIGHT, 2, 2, 8, True)
+    rng = np.random.default_rng(9)
+    W = rng.integers(-128, 128, (5, 90))
+    A = rng.integers(-128, 128, (90, 3))
+    result = hss.decompose(W, text)
+    assert result.exact == exact
+    terms = list(zip(result.terms, result.decomposition.terms))
+    with quiet_padding():
+        seg = flex_segment_vectors(config, [(Wt, str(p)) for Wt, p in terms], A)
+        plain = gemms(config, rng)[:3]
+        assert (seg.expected == hss.matmul_decomposed(result, A)).all()
+        assert seg.steps == sum(flex_gemm_vectors(config, Wt, A, str(p)).steps
+                                for Wt, p in terms)
+    if exact:
+        assert (seg.expected == W @ A).all()
+    vectors = [plain[0], seg, plain[1], seg, plain[2]]
+    tiles, _, _ = simulate(config, vectors, idle=0.25, stall=0.25, seed=4)
+    check(vectors, tiles)
