@@ -43,8 +43,20 @@ def _default_acc_width(config) -> None:
     _check_int("acc_width", config.acc_width, 2, 128)
 
 
+class _NumberFormats:
+    """The Amaranth shapes of a config's values and accumulators."""
+
+    @property
+    def value_shape(self) -> Shape:
+        return value_shape(self.width, self.signed)
+
+    @property
+    def acc_shape(self) -> Shape:
+        return value_shape(self.acc_width, self.signed)
+
+
 @dataclass(frozen=True)
-class AcceleratorConfig:
+class AcceleratorConfig(_NumberFormats):
     """What the generator builds.
 
     ``acc_width`` defaults to the narrowest accumulator that cannot overflow for K up to
@@ -66,14 +78,6 @@ class AcceleratorConfig:
                             f"not {self.pattern!r}")
         _check_array_and_format(self)
         _default_acc_width(self)
-
-    @property
-    def value_shape(self) -> Shape:
-        return value_shape(self.width, self.signed)
-
-    @property
-    def acc_shape(self) -> Shape:
-        return value_shape(self.acc_width, self.signed)
 
     @property
     def max_steps(self) -> int:
@@ -136,7 +140,7 @@ class AcceleratorConfig:
 
 
 @dataclass(frozen=True)
-class FlexConfig:
+class FlexConfig(_NumberFormats):
     """A flexible build: one array that runs every mode of ``modes`` (an ``hss.ModeSet``),
     chosen per tile at run time, on ``macs`` multipliers per PE (``hss.lanes``).
 
@@ -168,14 +172,6 @@ class FlexConfig:
     @cached_property
     def schedule(self) -> LaneSchedule:
         return LaneSchedule(self.modes.modes, self.macs)
-
-    @property
-    def value_shape(self) -> Shape:
-        return value_shape(self.width, self.signed)
-
-    @property
-    def acc_shape(self) -> Shape:
-        return value_shape(self.acc_width, self.signed)
 
     @property
     def max_products(self) -> int:

@@ -8,18 +8,11 @@ from hypothesis.extra import numpy as hnp
 
 import hss
 from hss import Pattern, Rank
+from strategies import patterns
 
 INT_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "int64", "uint32"]
 
 
-@st.composite
-def patterns(draw, max_ranks=3, max_h=8):
-    n = draw(st.integers(1, max_ranks))
-    ranks = []
-    for _ in range(n):
-        h = draw(st.integers(1, max_h))
-        ranks.append(Rank(draw(st.integers(1, h)), h))
-    return Pattern(tuple(ranks))
 
 
 @st.composite

@@ -13,22 +13,15 @@ import hss
 from hss import Decomposition, Pattern, Rank, TASDError
 from hss.lanes import LaneSchedule
 from hss.tasd import candidates, choose, cost, steps
+from strategies import patterns
 
 HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
 
 
 # -- strategies ------------------------------------------------------------------------------
-@st.composite
-def patterns(draw, max_ranks=2, max_h=6):
-    n = draw(st.integers(1, max_ranks))
-    ranks = []
-    for _ in range(n):
-        h = draw(st.integers(1, max_h))
-        ranks.append(Rank(draw(st.integers(1, h)), h))
-    return Pattern(tuple(ranks))
 
 
-decompositions = st.lists(patterns(), min_size=1, max_size=3).map(
+decompositions = st.lists(patterns(2, 6), min_size=1, max_size=3).map(
     lambda ps: Decomposition(tuple(ps)))
 
 DTYPES = ["int8", "uint8", "int16", "int32", "int64", "float32", "float64"]
@@ -152,7 +145,7 @@ def test_greedy_on_the_residual_reuses_prune(W, d):
         residual = residual - term
 
 
-@given(matrices(), decompositions, patterns())
+@given(matrices(), decompositions, patterns(2, 6))
 def test_adding_a_term_never_increases_the_error(W, d, extra):
     r = hss.decompose(W, d)
     longer = hss.decompose(W, d + extra)
