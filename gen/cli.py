@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", metavar="G:H,...", action="append",
                    help="the mode (a pattern of the set) a layer runs in: once for all "
                         "layers or once per layer (default: the sparsest mode the weights "
-                        "conform to)")
+                        "conform to); without tensors, the modes of the random layers "
+                        "(default: every mode)")
     p.add_argument("--prune", action="store_true",
                    help="project --weights onto the pattern (the --mode of a set) instead of "
                         "refusing weights that break it")

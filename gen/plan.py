@@ -133,7 +133,7 @@ class Plan:
         if len(weights) != len(acts):
             raise InputError(f"--weights and --activations go together, one pair per layer: "
                              f"got {len(weights)} and {len(acts)}")
-        if len(chosen) not in (0, 1, len(weights) or 1):
+        if weights and len(chosen) not in (0, 1, len(weights)):
             raise InputError(f"--mode is given {len(chosen)} times for {len(weights)} layers: "
                              f"give it once (every layer) or once per layer")
         if args.prune and not weights:
@@ -183,9 +183,13 @@ class Plan:
                 self._per_beat(self.config, layer.mode))
 
     def _random_layers(self, base, args) -> list[Layer]:
-        """One random GEMM per mode, W projected onto the mode (seeds ``seed + mode``)."""
+        """One random GEMM per mode (or per ``--mode``), W projected onto the mode (seeds
+        ``seed + mode``)."""
         layers = []
-        for mode, pattern in enumerate(self.modes.modes):
+        chosen = [self.modes.index(text) for text in args.mode] if args.mode else \
+            range(len(self.modes))
+        for mode in chosen:
+            pattern = self.modes.mode(mode)
             m, k, n = (_parse_shape(args.shape) if args.shape else
                        (2 * args.rows, 8 * pattern.group_size, 2 * args.cols))
             _check_size(base, [(m, k, n, pattern, self._per_beat(base, mode))])

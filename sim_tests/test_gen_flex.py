@@ -171,3 +171,12 @@ def test_emitted_testbench_reruns_every_mode_with_stalls(tmp_path):
                        cwd=out / "tb", capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "PASS" in r.stdout and r.stdout.count("LAYER ") == 12
+
+
+def test_random_layers_in_chosen_modes(tmp_path):
+    r = gen("--ranks", HIGHLIGHT, "--rows", 1, "--cols", 1, "--sim", "icarus", "--no-synth",
+            "--mode", "4:7,1:4", "--mode", "4:4,4:4", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert [l["mode"] for l in report["layers"]] == ["4:7,1:4", "4:4,4:4"]
+    assert report["testbench"]["passed"]
