@@ -80,6 +80,22 @@ def _pad_to(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
+def _join(words, bits: int) -> int:
+    """Fields of ``bits`` each, the first in the lowest bits (one word per PE row/column)."""
+    out = 0
+    for i, word in enumerate(words):
+        out |= word << (i * bits)
+    return out
+
+
+def _tiles_of(expected: np.ndarray, c, origins) -> np.ndarray:
+    """The golden Z cut into the array's tiles, zero where a tile overhangs M or N."""
+    rows = -(-expected.shape[0] // c.rows) * c.rows
+    cols = -(-expected.shape[1] // c.cols) * c.cols
+    zp = _pad_to(expected, rows, cols)
+    return np.stack([zp[r0:r0 + c.rows, c0:c0 + c.cols] for r0, c0 in origins])
+
+
 def _operands(c, W, A):
     """W and A as int64 matrices that chain and fit the config's number format."""
     W = hss.tensor.as_matrix(W, "W", allow_float=False)
@@ -126,18 +142,12 @@ def gemm_vectors(config: AcceleratorConfig, W, A) -> GemmVectors:
         for tj in range(tile_cols):
             origins.append((ti * c.rows, tj * c.cols))
             for g in range(groups):
-                word = 0
-                for i in range(c.rows):
-                    word |= row_words[ti * c.rows + i][g] << (i * group_bits)
-                w_beats.append(word | (int(g == groups - 1) << last_at))
-                word = 0
-                for j in range(c.cols):
-                    word |= act_words[tj * c.cols + j][g] << (j * act_group_bits)
-                a_beats.append(word)
-    zp = _pad_to(expected, tile_rows * c.rows, tile_cols * c.cols)
-    tiles = np.stack([zp[r0:r0 + c.rows, c0:c0 + c.cols] for r0, c0 in origins])
+                w_beats.append(_join([row_words[ti * c.rows + i][g] for i in range(c.rows)],
+                                     group_bits) | (int(g == groups - 1) << last_at))
+                a_beats.append(_join([act_words[tj * c.cols + j][g] for j in range(c.cols)],
+                                     act_group_bits))
     return GemmVectors(c, m, k, n, groups, tuple(origins), tuple(w_beats), tuple(a_beats),
-                       expected, tiles)
+                       expected, _tiles_of(expected, c, origins))
 
 
 def _flex_row_word(c: FlexConfig, mode: int, groups) -> int:
@@ -229,16 +239,11 @@ def flex_segment_vectors(config: FlexConfig, segments, A) -> GemmVectors:
             for t, (rows, cols, beats, mode_field) in enumerate(parts):
                 for b in range(beats):
                     final = t == len(parts) - 1 and b == beats - 1
-                    word = mode_field | (int(final) << last_at)
-                    for i in range(c.rows):
-                        word |= rows[ti * c.rows + i][b] << (i * row_bits)
-                    w_beats.append(word)
-                    word = 0
-                    for j in range(c.cols):
-                        word |= cols[tj * c.cols + j][b] << (j * column_bits)
-                    a_beats.append(word)
-    zp = _pad_to(expected, tile_rows * c.rows, tile_cols * c.cols)
-    tiles = np.stack([zp[r0:r0 + c.rows, c0:c0 + c.cols] for r0, c0 in origins])
+                    w_beats.append(mode_field | (int(final) << last_at) | _join(
+                        [rows[ti * c.rows + i][b] for i in range(c.rows)], row_bits))
+                    a_beats.append(_join([cols[tj * c.cols + j][b] for j in range(c.cols)],
+                                         column_bits))
+    tiles = _tiles_of(expected, c, origins)
     steps = sum(beats * s.steps_per_beat(mode) for (_, _, beats, _), mode in zip(parts, modes))
     return GemmVectors(c, m, k, n, steps, tuple(origins), tuple(w_beats), tuple(a_beats),
                        expected, tiles, steps_per_beat=s.steps_per_beat(modes[0]),
