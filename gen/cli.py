@@ -92,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true",
                    help="project --weights onto the pattern (the --mode of a set) instead of "
                         "refusing weights that break it")
+    p.add_argument("--tasd", metavar="P+P...|auto", action="append",
+                   help="run each layer as a TASD decomposition: W ~ W_1 + W_2 + ..., term t "
+                        "conforming to mode P_t of the build, each term a segment of every "
+                        "tile into the same accumulators (the greedy decomposition of "
+                        "hss.tasd; one term is plain pruning). Once for all layers or once "
+                        "per layer, e.g. '4:4,2:4+4:4,1:4'; 'auto': per layer the decomposition "
+                        "with the fewest cycles on this build whose error is within "
+                        "--max-error. Without --weights: one random dense layer per --tasd")
+    p.add_argument("--max-error", type=float, default=None, metavar="E",
+                   help="--tasd auto: largest relative Frobenius error ||W - sum W_t|| / ||W|| "
+                        "(default 0.01, i.e. 1 %%)")
+    p.add_argument("--tasd-terms", type=int, default=None, metavar="N",
+                   help="--tasd auto: most terms tried (default 2, at most 3)")
     p.add_argument("--sim", choices=SIMULATORS, default="verilator",
                    help="simulator of the testbench (default verilator)")
     p.add_argument("--no-synth", dest="synth", action="store_false",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hss
 from hdl import LATENCY
-from hdl.stimulus import flex_gemm_vectors, gemm_vectors
+from hdl.stimulus import flex_gemm_vectors, gemm_vectors, segment_vectors
 from synth import tools
 from synth.tools import ToolMissing
 
@@ -53,14 +53,17 @@ def _config_json(plan) -> dict:
             "--acc-width", c.acc_width, "--max-k", c.max_k, "--sim", a.sim,
             "--target", ",".join(plan.targets)]
     argv += ["--macs", c.macs] if plan.flexible else []
+    # a TASD layer is regenerated from its resolved decomposition (what auto chose)
+    way = [("--tasd", layer.label) if layer.tasd is not None else ("--mode", layer.label)
+           for layer in plan.layers]
     if a.weights:
-        for layer in plan.layers:
+        for layer, (option, label) in zip(plan.layers, way):
             argv += ["--weights", layer.source["weights"],
-                     "--activations", layer.source["activations"],
-                     "--mode", str(layer.pattern)]
+                     "--activations", layer.source["activations"], option, label]
         argv += ["--prune"] if a.prune else []
     else:
         argv += ["--seed", a.seed] + (["--shape", a.shape] if a.shape else [])
+        argv += [x for option, label in way for x in (option, label)] if a.tasd else []
     argv += ([] if a.synth else ["--no-synth"]) + (["--fmax"] if a.fmax else [])
     argv += ["--stalls", a.stalls] if a.stalls is not None else []
     out = {"pattern": str(plan.modes)}
@@ -69,7 +72,7 @@ def _config_json(plan) -> dict:
     out.update({
         "rows": c.rows, "cols": c.cols, "width": c.width, "signed": c.signed,
         "acc_width": c.acc_width, "max_k": c.max_k,
-        "layers": [{"mode": str(layer.pattern), "m": int(layer.W.shape[0]), "k": layer.k,
+        "layers": [{"mode": layer.label, "m": int(layer.W.shape[0]), "k": layer.k,
                     "n": int(layer.A.shape[1]), "padded_k": layer.padded_k, **layer.source}
                    for layer in plan.layers],
         "sim": a.sim, "stalls": a.stalls, "synth": a.synth, "targets": plan.targets,
@@ -98,10 +101,13 @@ def run(plan, work: Path) -> int:
         (["synthesize"] if a.synth or a.fmax else []) + ["report"]
     progress = Progress(stages, interval=a.progress_interval)
     for layer in plan.layers:
-        if layer.padded_k != layer.k and (a.weights or a.shape):
-            print(f"note: K={layer.k} is not a multiple of the group size "
-                  f"{layer.pattern.group_size} of {layer.pattern}: zero-padded to "
-                  f"{layer.padded_k}")
+        if not (a.weights or a.shape):
+            continue
+        for pattern in dict.fromkeys(plan.modes.mode(mode) for _, mode in layer.segments):
+            padded = -(-layer.k // pattern.group_size) * pattern.group_size
+            if padded != layer.k:
+                print(f"note: K={layer.k} is not a multiple of the group size "
+                      f"{pattern.group_size} of {pattern}: zero-padded to {padded}")
     big = c.estimated_nand2_eq > 2_000_000
     if big:
         print(f"note: a large build, an estimated {c.estimated_nand2_eq:,} NAND2-eq: expect "
@@ -127,7 +133,8 @@ def _stages(plan, work: Path, progress: Progress) -> int:
     progress.start("testbench")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hss.PaddingWarning)
-        layers = [flex_gemm_vectors(c, layer.W, layer.A, layer.mode) if plan.flexible
+        layers = [segment_vectors(c, layer.segments, layer.A) if layer.tasd is not None
+                  else flex_gemm_vectors(c, layer.W, layer.A, layer.mode) if plan.flexible
                   else gemm_vectors(c, layer.W, layer.A) for layer in plan.layers]
     write_testbench(work / "tb", layers, top=TOP, rtl_rel=f"../rtl/{TOP}.v",
                     stall_seed=a.stalls, tool_paths=_tool_paths(a.sim))

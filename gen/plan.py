@@ -4,7 +4,8 @@ A run builds one accelerator (a fixed pattern, or a flexible build for a mode se
 verifies it on one or more *layers*: GEMMs, each run in one mode of the build. Random layers
 cover every mode of a flexible build; a user's tensors are one layer per
 ``--weights/--activations`` pair, in the mode given by ``--mode`` (or the fastest mode the
-weights conform to).
+weights conform to). With ``--tasd`` a layer is a TASD decomposition instead: the sum of
+structured terms (``hss.tasd``), each a mode of the build, run as segments of every tile.
 """
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ MAX_BEAT_BITS = 1 << 20
 #: Test vectors above this many bytes (hex text) are refused: they are read into memory by
 #: the simulator, and simulation time grows with them.
 MAX_VECTOR_BYTES = 1 << 30
+#: ``--tasd auto``: the relative Frobenius error budget, and the most terms it tries. Four
+#: terms of a 12-mode set are 20,736 candidates: more than a run should decompose.
+DEFAULT_MAX_ERROR = 0.01
+MAX_TASD_TERMS = 3
 
 
 def cores() -> int:
@@ -49,12 +54,18 @@ def cores() -> int:
 
 @dataclass(frozen=True)
 class Layer:
-    """One GEMM of the run: ``W @ A`` in mode number ``mode`` (0 for a fixed build)."""
+    """One GEMM of the run: ``W @ A`` in mode number ``mode`` (0 for a fixed build).
+
+    A TASD layer (``tasd`` set) runs ``sum_t W_t @ A`` instead, term t in mode
+    ``term_modes[t]``; ``mode`` and ``pattern`` are then its first term's.
+    """
     W: np.ndarray
     A: np.ndarray
     mode: int
     pattern: hss.Pattern
     source: dict            # where it came from, for config.json
+    tasd: hss.TASDResult | None = None
+    term_modes: tuple[int, ...] = ()
 
     @property
     def k(self) -> int:
@@ -63,6 +74,18 @@ class Layer:
     @property
     def padded_k(self) -> int:
         return -(-self.k // self.pattern.group_size) * self.pattern.group_size
+
+    @property
+    def segments(self) -> list[tuple[np.ndarray, int]]:
+        """[(W_t, mode_t)]: what the hardware streams for each tile, in order."""
+        if self.tasd is None:
+            return [(self.W, self.mode)]
+        return list(zip(self.tasd.terms, self.term_modes))
+
+    @property
+    def label(self) -> str:
+        """The mode, or the decomposition (``4:4,2:4+4:4,1:4``)."""
+        return str(self.tasd.decomposition) if self.tasd is not None else str(self.pattern)
 
 
 def _describe(config) -> str:
@@ -149,23 +172,37 @@ class Plan:
         if args.stalls is not None and args.sim == "none":
             raise InputError("--stalls applies to the testbench's simulation; --sim none "
                              "runs none")
+        self._check_tasd_args(args, weights)
+        self._decomposing = bool(args.tasd)
         self.flexible = not modes.is_single or (args.macs is not None
                                                 and args.macs != modes.mode(0).slots)
         self.modes = modes
-        base = _config(modes, self.flexible, args)
+        self._base = base = _config(modes, self.flexible, args)
         _check_size(base)
         if weights:
             self.layers = [self._user_layer(base, i, w, a, chosen, args.prune)
                            for i, (w, a) in enumerate(zip(weights, acts))]
+        elif args.tasd:
+            self.layers = self._random_tasd_layers(base, args)
         else:
             self.layers = self._random_layers(base, args)
-        padded = max(layer.padded_k for layer in self.layers)
-        max_k = args.max_k if args.max_k is not None else max(4096, padded)
-        if padded > max_k:
-            raise InputError(f"K={max(layer.k for layer in self.layers)} (padded to {padded}) "
-                             f"exceeds --max-k {max_k}")
+        if args.tasd:
+            self.layers = [self._decomposed(base, i, layer, args)
+                           for i, layer in enumerate(self.layers)]
+        needed = max(self._accumulated_k(layer) for layer in self.layers)
+        max_k = args.max_k if args.max_k is not None else max(4096, needed)
+        for i, layer in enumerate(self.layers):
+            if self._accumulated_k(layer) <= max_k:
+                continue
+            if layer.tasd is None:
+                raise InputError(f"K={layer.k} (padded to {layer.padded_k}) exceeds --max-k "
+                                 f"{max_k}")
+            raise InputError(f"layer {i}: --tasd {layer.label} streams K={layer.k} once per "
+                             f"term into the same accumulators ({self._accumulated_k(layer)} "
+                             f"padded in all), more than --max-k {max_k} sizes them for")
         self.config = _config(modes, self.flexible, args, max_k, args.acc_width)
-        _check_size(self.config, [self._shape(layer) for layer in self.layers])
+        _check_size(self.config, [s for layer in self.layers
+                                  for s in self._shapes(self.config, layer)])
         self.targets = targets
         self.jobs = args.jobs or cores()
         self.args = args
@@ -178,9 +215,94 @@ class Plan:
     def _per_beat(self, config, mode: int) -> int:
         return config.schedule.groups_per_beat(mode) if self.flexible else 1
 
-    def _shape(self, layer: Layer):
-        return (layer.W.shape[0], layer.k, layer.A.shape[1], layer.pattern,
-                self._per_beat(self.config, layer.mode))
+    def _shapes(self, config, layer: Layer) -> list[tuple]:
+        """(M, K, N, pattern, groups per beat) of each segment, for ``_check_size``."""
+        return [(layer.W.shape[0], layer.k, layer.A.shape[1], self.modes.mode(mode),
+                 self._per_beat(config, mode)) for _, mode in layer.segments]
+
+    def _accumulated_k(self, layer: Layer) -> int:
+        """The K the accumulators must be sized for: the padded K, or for a TASD layer the
+        K of all its segments, each padded to whole beats (one tile sums them all; the
+        densest mode at this K sums at least as many products, see README "TASD")."""
+        if layer.tasd is None:
+            return layer.padded_k
+        total = 0
+        for _, mode in layer.segments:
+            unit = self.modes.mode(mode).group_size * (
+                self._per_beat(self._base, mode) if self.flexible else 1)
+            total += -(-layer.k // unit) * unit
+        return total
+
+    @staticmethod
+    def _check_tasd_args(args, weights) -> None:
+        if not args.tasd:
+            if args.max_error is not None or args.tasd_terms is not None:
+                raise InputError("--max-error and --tasd-terms apply to --tasd auto")
+            return
+        if args.mode:
+            raise InputError("--tasd chooses the modes of its terms: drop --mode")
+        if args.prune:
+            raise InputError("--tasd decomposes the weights; --prune is the one-term "
+                             "--tasd MODE")
+        if weights and len(args.tasd) not in (1, len(weights)):
+            raise InputError(f"--tasd is given {len(args.tasd)} times for {len(weights)} "
+                             f"layers: give it once (every layer) or once per layer")
+        if "auto" not in args.tasd and (args.max_error is not None
+                                        or args.tasd_terms is not None):
+            raise InputError("--max-error and --tasd-terms apply to --tasd auto")
+        if args.max_error is not None and not args.max_error >= 0:
+            raise InputError(f"--max-error must be a relative error >= 0 (0.01 = 1 %), got "
+                             f"{args.max_error}")
+        if args.tasd_terms is not None and not 1 <= args.tasd_terms <= MAX_TASD_TERMS:
+            raise InputError(f"--tasd-terms must be between 1 and {MAX_TASD_TERMS}, got "
+                             f"{args.tasd_terms}")
+
+    def _random_tasd_layers(self, base, args) -> list[Layer]:
+        """One random GEMM per ``--tasd``, W uniform over the whole value range and not
+        projected onto any mode (seeds ``seed + i``): what TASD is for."""
+        layers = []
+        for i, _ in enumerate(args.tasd):
+            m, k, n = (_parse_shape(args.shape) if args.shape else
+                       (2 * args.rows, 8 * self.modes.max_group_size, 2 * args.cols))
+            lo, hi = hss.value_range(base.width, base.signed)
+            rng = np.random.default_rng(args.seed + i)
+            W = rng.integers(lo, hi, (m, k), endpoint=True, dtype=np.int64)
+            A = rng.integers(lo, hi, (k, n), endpoint=True, dtype=np.int64)
+            layers.append(Layer(W, A, 0, self.modes.mode(0),
+                                {"random_seed": args.seed + i, "shape": [m, k, n]}))
+        return layers
+
+    def _decomposed(self, base, i: int, layer: Layer, args) -> Layer:
+        """The layer as the TASD decomposition ``--tasd`` names (or ``auto`` chooses)."""
+        spec = args.tasd[i if len(args.tasd) > 1 else 0]
+        macs = base.macs if self.flexible else base.pattern.slots
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", hss.PaddingWarning)
+                if spec.strip() == "auto":
+                    result = hss.tasd.choose(
+                        layer.W, hss.tasd.candidates(self.modes, args.tasd_terms or 2),
+                        DEFAULT_MAX_ERROR if args.max_error is None else args.max_error, macs)
+                else:
+                    result = hss.decompose(layer.W, hss.Decomposition.parse(spec))
+                term_modes = self._term_modes(result.decomposition)
+        except hss.HSSError as e:
+            raise InputError(f"layer {i}: --tasd {spec!r}: {e}") from None
+        source = dict(layer.source, tasd=spec.strip())
+        if spec.strip() == "auto":
+            source.update(max_error=DEFAULT_MAX_ERROR if args.max_error is None
+                          else args.max_error, tasd_terms=args.tasd_terms or 2)
+        return Layer(layer.W, layer.A, term_modes[0], self.modes.mode(term_modes[0]), source,
+                     result, term_modes)
+
+    def _term_modes(self, d: hss.Decomposition) -> tuple[int, ...]:
+        modes = []
+        for t, p in enumerate(d.terms, 1):
+            if p not in self.modes:
+                raise hss.TASDError(f"term {t} {p} is not a mode of this build "
+                                    f"({self.modes})")
+            modes.append(self.modes.index(p))
+        return tuple(modes)
 
     def _random_layers(self, base, args) -> list[Layer]:
         """One random GEMM per mode (or per ``--mode``), W projected onto the mode (seeds
@@ -205,6 +327,11 @@ class Plan:
                              f"A is {A.shape[0]}x{A.shape[1]} (A needs {W.shape[1]} rows)")
         hss.check_range(W, base.width, base.signed, "W")
         hss.check_range(A, base.width, base.signed, "A")
+        source = {"weights": w_path, "activations": a_path, "prune": prune,
+                  "weights_sha256": file_sha256(w_path),
+                  "activations_sha256": file_sha256(a_path)}
+        if self._decomposing:                      # decomposed later: any W will do
+            return Layer(W, A, 0, self.modes.mode(0), source)
         text = chosen[i if len(chosen) > 1 else 0] if chosen else None
         if text is not None:
             mode = self.modes.index(text)
@@ -221,9 +348,6 @@ class Plan:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", hss.PaddingWarning)
                 hss.check_conforms(W, pattern, "W")
-        source = {"weights": w_path, "activations": a_path, "prune": prune,
-                  "weights_sha256": file_sha256(w_path),
-                  "activations_sha256": file_sha256(a_path)}
         return Layer(W, A, mode, pattern, source)
 
     def _fastest_conforming(self, W) -> int:
@@ -246,7 +370,8 @@ class Plan:
                    "seed": a.seed or None, "stalls": a.stalls, "mode": a.mode,
                    "weights": a.weights and [file_sha256(w) for w in a.weights],
                    "activations": a.activations and [file_sha256(x) for x in a.activations],
-                   "prune": a.prune or None,
+                   "prune": a.prune or None, "tasd": a.tasd, "max_error": a.max_error,
+                   "tasd_terms": a.tasd_terms,
                    "sim": None if a.sim == "verilator" else a.sim,
                    "synth": None if a.synth else False,
                    "targets": None if self.targets == ["generic", "ecp5"] else self.targets,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from hdl import LATENCY
 from hdl.flex import FLEX_LATENCY
 
@@ -40,14 +42,33 @@ def _layer_rows(plan, layers, sim) -> list[dict]:
     measured = sim.layer_cycles if sim is not None else ()
     rows = []
     for i, (layer, v) in enumerate(zip(plan.layers, layers)):
-        dense = v.tiles * -(-layer.padded_k // macs)        # dense PE steps, same multipliers
+        # dense PE steps, same multipliers (a plain layer's K padded as its mode pads it)
+        dense = v.tiles * -(-(layer.padded_k if layer.tasd is None else layer.k) // macs)
         cycles = measured[i] if i < len(measured) else None
-        rows.append({"mode": str(layer.pattern), "m": v.m, "k": v.k, "n": v.n,
-                     "padded_k": layer.padded_k, "tiles": v.tiles, "steps": v.steps,
-                     "cycles": cycles, "dense_pe_cycles": dense,
-                     "speedup_vs_dense": _ratio(dense, cycles if cycles else v.steps),
-                     "speedup_limit": round(float(layer.pattern.speedup_limit), 4)})
+        terms = layer.tasd.decomposition.terms if layer.tasd is not None else (layer.pattern,)
+        limit = 1 / sum(p.density for p in terms)
+        row = {"mode": layer.label, "m": v.m, "k": v.k, "n": v.n,
+               "padded_k": layer.padded_k, "tiles": v.tiles, "steps": v.steps,
+               "cycles": cycles, "dense_pe_cycles": dense,
+               "speedup_vs_dense": _ratio(dense, cycles if cycles else v.steps),
+               "speedup_limit": round(float(limit), 4)}
+        if layer.tasd is not None:
+            row["tasd"] = _tasd(layer)
+        rows.append(row)
     return rows
+
+
+def _tasd(layer) -> dict:
+    """What the decomposition kept: its terms, their nonzeros, and the error it leaves."""
+    r = layer.tasd
+    out = {"decomposition": str(r.decomposition), "requested": layer.source["tasd"],
+           "terms": [str(p) for p in r.decomposition.terms], "nonzeros": list(r.nonzeros),
+           "weights_nonzeros": int(np.count_nonzero(layer.W)),
+           "error": round(r.error, 6), "errors": [round(e, 6) for e in r.errors],
+           "max_abs_error": r.max_abs_error, "exact": r.exact}
+    if "max_error" in layer.source:
+        out["max_error"] = layer.source["max_error"]
+    return out
 
 
 def _flex_report(plan, layers, sim, area) -> dict:
@@ -95,6 +116,15 @@ def _testbench(plan, sim) -> dict:
             "ideal_cycles": sim.ideal, "cycles_over_ideal": _ratio(sim.cycles, sim.ideal)}
 
 
+def _tasd_summary(r) -> list[str]:
+    rows = [(i, l) for i, l in enumerate(r["layers"]) if "tasd" in l]
+    lines = [f"layer {i}: TASD {l['tasd']['decomposition']} (error "
+             f"{100 * l['tasd']['error']:.2f} %), {_fmt(l['cycles'] or l['steps'])} "
+             f"{'cycles' if l['cycles'] else 'steps'}, speed-up {l['speedup_vs_dense']:.2f}x "
+             f"vs dense" for i, l in rows[:3]]
+    return lines + ([f"... and {len(rows) - 3} more TASD layers"] if len(rows) > 3 else [])
+
+
 def _flex_summary(r) -> list[str]:
     modes = r["modes"]
     lines = [f"mode set {r['pattern']}: {len(modes)} modes, density {modes[0]['density']} .. "
@@ -105,6 +135,7 @@ def _flex_summary(r) -> list[str]:
         lines.append(f"testbench ({t['simulator']}): {'PASS' if t['passed'] else 'FAIL'}, "
                      f"{t['cycles']} cycles for {t['ideal_cycles']} steps of "
                      f"{len(r['layers'])} layers (+{r['latency']} latency)")
+    lines += _tasd_summary(r)
     tx = r.get("sparsity_tax", {})
     if "area_ratio" in tx:
         best = max(modes, key=lambda m: m.get("throughput_per_area_vs_dense", 0))
@@ -134,14 +165,15 @@ def build_report(plan, layers, sim, area) -> dict:
                     "dense_bits_per_element": c.width},
         "latency": LATENCY,
         "gemm": {"m": vectors.m, "k": vectors.k, "n": vectors.n,
-                 "padded_k": vectors.steps_per_tile * p.group_size,
+                 "padded_k": plan.layers[0].padded_k,
                  "tiles": vectors.tiles, "steps": vectors.steps},
+        "layers": _layer_rows(plan, layers, sim),
     }
     if sim is not None:
         report["testbench"] = {
             "simulator": plan.args.sim, "passed": sim.passed, "cycles": sim.cycles,
             "ideal_cycles": sim.ideal, "cycles_over_ideal": _ratio(sim.cycles, sim.ideal),
-            "dense_pe_cycles": vectors.steps * p.group_size // p.slots,
+            "dense_pe_cycles": vectors.tiles * plan.layers[0].padded_k // p.slots,
         }
     if area is not None:
         report["area"] = area
@@ -158,6 +190,7 @@ def _summary(r) -> list[str]:
         lines.append(f"testbench ({t['simulator']}): {'PASS' if t['passed'] else 'FAIL'}, "
                      f"{t['cycles']} cycles for {t['ideal_cycles']} steps "
                      f"(+{r['latency']} latency)")
+    lines += _tasd_summary(r)
     tx = r.get("sparsity_tax", {})
     if "area_ratio" in tx:
         lines.append(f"area {r['area']['design']['generic']['nand2_eq']:.0f} NAND2-eq = "
@@ -234,6 +267,31 @@ def _area_md(r) -> list[str]:
     return md
 
 
+def _layers_md(r) -> list[str]:
+    """The layers run back to back; TASD layers also with what their terms kept and left."""
+    md = _table(["layer", "mode", "GEMM", "tiles", "steps", "cycles measured",
+                 "dense PE cycles, same multipliers", "speed-up vs dense (limit)"],
+                [[i, f"`{l['mode']}`", f"{l['m']}x{l['k']}x{l['n']}", l["tiles"], l["steps"],
+                  _fmt(l["cycles"]), l["dense_pe_cycles"],
+                  f"{l['speedup_vs_dense']:.2f} ({l['speedup_limit']:g})"]
+                 for i, l in enumerate(r["layers"])]) + [""]
+    tasd = [(i, l["tasd"]) for i, l in enumerate(r["layers"]) if "tasd" in l]
+    if not tasd:
+        return md
+    md += ["### TASD", "", "Each tile runs the terms as segments into the same accumulators: "
+           "Z = sum_t W_t @ A, checked against that golden sum. Error is relative to W "
+           "(Frobenius), after each term.", ""]
+    md += _table(["layer", "--tasd", "terms", "nonzeros per term (of W's)",
+                  "error after each term", "max abs error", "exact"],
+                 [[i, f"`{t['requested']}`" + (f" (<= {t['max_error']:g})" if "max_error" in t
+                                                else ""),
+                   f"`{t['decomposition']}`",
+                   f"{' + '.join(map(str, t['nonzeros']))} ({t['weights_nonzeros']})",
+                   " / ".join(f"{100 * e:.2f} %" for e in t["errors"]), t["max_abs_error"],
+                   "yes" if t["exact"] else "no"] for i, t in tasd]) + [""]
+    return md
+
+
 def _flex_markdown(r, area_only=False) -> list[str]:
     a = r["array"]
     md = [f"# Flexible HSS accelerator `{r['pattern']}` on a {a['rows']}x{a['cols']} PE array",
@@ -258,12 +316,7 @@ def _flex_markdown(r, area_only=False) -> list[str]:
                   for m in r["modes"]]) + [""]
     md += ["## Testbench", "", "The layers run back to back, tiles of different modes with no "
            "bubble between them.", ""]
-    md += _table(["layer", "mode", "GEMM", "tiles", "steps", "cycles measured",
-                  "dense PE cycles, same multipliers", "speed-up vs dense (limit)"],
-                 [[i, f"`{l['mode']}`", f"{l['m']}x{l['k']}x{l['n']}", l["tiles"], l["steps"],
-                   _fmt(l["cycles"]), l["dense_pe_cycles"],
-                   f"{l['speedup_vs_dense']:.2f} ({l['speedup_limit']:g})"]
-                  for i, l in enumerate(r["layers"])]) + [""]
+    md += _layers_md(r)
     t = r.get("testbench")
     if t:
         md += [f"{t['simulator']}: **{'PASS' if t['passed'] else 'FAIL'}**, {t['cycles']} "
@@ -307,6 +360,8 @@ def markdown(r, area_only=False) -> str:
                            t["dense_pe_cycles"]]]) + [""]
         else:
             md += ["Not simulated (`--sim none`).", ""]
+        if len(r["layers"]) > 1 or "tasd" in r["layers"][0]:
+            md += ["## Layers", ""] + _layers_md(r)
     if "area" in r:
         md += _area_md(r)
         tx = r["sparsity_tax"]

@@ -7,7 +7,7 @@ model (``hss.matmul``), never from the hardware.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from .layouts import pack_group, pack_values
 from .top import tile_layout, weight_beat_layout
 
 __all__ = ["GemmVectors", "gemm_vectors", "flex_gemm_vectors", "flex_segment_vectors",
-           "unpack_tile"]
+           "segment_vectors", "unpack_tile"]
 
 
 @dataclass(frozen=True)
@@ -248,6 +248,39 @@ def flex_segment_vectors(config: FlexConfig, segments, A) -> GemmVectors:
     return GemmVectors(c, m, k, n, steps, tuple(origins), tuple(w_beats), tuple(a_beats),
                        expected, tiles, steps_per_beat=s.steps_per_beat(modes[0]),
                        mode=modes[0])
+
+
+def segment_vectors(config: AcceleratorConfig | FlexConfig, segments, A) -> GemmVectors:
+    """A GEMM computed as segments (TASD terms), on either kind of build: ``segments`` =
+    [(W_t, mode_t)], Z = ``sum_t W_t @ A``. See ``flex_segment_vectors``; a fixed build has
+    one mode (mode 0, or its pattern)."""
+    if isinstance(config, FlexConfig):
+        return flex_segment_vectors(config, segments, A)
+    return _fixed_segment_vectors(config, segments, A)
+
+
+def _fixed_segment_vectors(c: AcceleratorConfig, segments, A) -> GemmVectors:
+    """On a fixed build, segments are one tile over the concatenated K: ``[W_1 | W_2 | ...]
+    @ [A; A; ...]``, each term zero-padded to whole groups, so that no group mixes terms.
+    The accumulators sum until ``last`` either way; the hardware needs nothing new."""
+    p = c.pattern
+    if not segments:
+        raise hss.HSSError("a GEMM needs at least one segment")
+    mats = []
+    for t, (W, mode) in enumerate(segments, 1):
+        if mode not in (0, p, str(p)):
+            raise hss.HSSError(f"segment {t}: mode {mode!r} is not the pattern {p} of this "
+                               f"fixed build")
+        W, A_checked = _operands(c, W, A)
+        if mats and W.shape != mats[0].shape:
+            raise hss.HSSError(f"segments must have the same shape: {W.shape} vs "
+                               f"{mats[0].shape}")
+        mats.append(W)
+    m, k = mats[0].shape
+    padded = -(-k // p.group_size) * p.group_size
+    joined_w = np.hstack([_pad_to(W, m, padded) for W in mats])
+    joined_a = np.vstack([_pad_to(A_checked, padded, A_checked.shape[1])] * len(mats))
+    return replace(gemm_vectors(c, joined_w, joined_a), k=k)
 
 
 def unpack_tile(config: AcceleratorConfig, word: int) -> tuple[np.ndarray, bool]:
