@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0.01, i.e. 1 %%)")
     p.add_argument("--tasd-terms", type=int, default=None, metavar="N",
                    help="--tasd auto: most terms tried (default 2, at most 3)")
+    p.add_argument("--energy-table", default=None, metavar="FILE.json",
+                   help="energy per action for the report's energy and EDP (default: "
+                        "hss/energy_aladdin_40nm.json, Aladdin's 40 nm components as "
+                        "published in Accelergy's hwcomponents-library)")
     p.add_argument("--sim", choices=SIMULATORS, default="verilator",
                    help="simulator of the testbench (default verilator)")
     p.add_argument("--no-synth", dest="synth", action="store_false",

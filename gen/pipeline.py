@@ -66,6 +66,7 @@ def _config_json(plan) -> dict:
         argv += [x for option, label in way for x in (option, label)] if a.tasd else []
     argv += ([] if a.synth else ["--no-synth"]) + (["--fmax"] if a.fmax else [])
     argv += ["--stalls", a.stalls] if a.stalls is not None else []
+    argv += ["--energy-table", a.energy_table] if a.energy_table else []
     out = {"pattern": str(plan.modes)}
     if plan.flexible:
         out["macs"] = c.macs
@@ -75,6 +76,7 @@ def _config_json(plan) -> dict:
         "layers": [{"mode": layer.label, "m": int(layer.W.shape[0]), "k": layer.k,
                     "n": int(layer.A.shape[1]), "padded_k": layer.padded_k, **layer.source}
                    for layer in plan.layers],
+        "energy_table": a.energy_table,
         "sim": a.sim, "stalls": a.stalls, "synth": a.synth, "targets": plan.targets,
         "fmax": a.fmax, "command": "python -m gen " + shlex.join(str(x) for x in argv),
     })

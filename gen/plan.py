@@ -173,6 +173,11 @@ class Plan:
             raise InputError("--stalls applies to the testbench's simulation; --sim none "
                              "runs none")
         self._check_tasd_args(args, weights)
+        try:
+            self.energy_table = hss.energy.EnergyTable.load(
+                args.energy_table or hss.energy.DEFAULT_TABLE)
+        except hss.energy.EnergyError as e:
+            raise InputError(str(e)) from None
         self._decomposing = bool(args.tasd)
         self.flexible = not modes.is_single or (args.macs is not None
                                                 and args.macs != modes.mode(0).slots)
@@ -372,6 +377,7 @@ class Plan:
                    "activations": a.activations and [file_sha256(x) for x in a.activations],
                    "prune": a.prune or None, "tasd": a.tasd, "max_error": a.max_error,
                    "tasd_terms": a.tasd_terms,
+                   "energy_table": a.energy_table and file_sha256(a.energy_table),
                    "sim": None if a.sim == "verilator" else a.sim,
                    "synth": None if a.synth else False,
                    "targets": None if self.targets == ["generic", "ecp5"] else self.targets,

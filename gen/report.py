@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from hdl import LATENCY
+from hss.energy import ActionCounts, energy
 from hdl.flex import FLEX_LATENCY
 
 from .emit import write_json
@@ -58,6 +59,53 @@ def _layer_rows(plan, layers, sim) -> list[dict]:
     return rows
 
 
+def _run_energy(config, steps: int, beats: int, tiles: int, multiplies: int, table) -> dict:
+    """A run's actions priced by the energy table: steps without stalls (the pipeline's fill
+    is left out: it is the same few cycles for every design)."""
+    pe = config.pe_shape
+    stream = beats * config.beat_bits + tiles * (config.rows * config.cols * config.acc_width + 1)
+    counts = ActionCounts.of_run(pe, config.rows * config.cols, steps, steps, multiplies, stream)
+    out = {k: round(v, 3) for k, v in energy(counts, pe, table).as_dict().items()}
+    out.update(steps=steps, multiplies=multiplies, gated_lane_steps=counts.gated,
+               stream_bits=stream, edp_pj_cycles=round(out["total"] * steps, 1),
+               pj_per_multiply=round(out["total"] / multiplies, 4) if multiplies else None)
+    return out
+
+
+def _energy(plan, layers) -> dict:
+    """Per layer and in all: energy of the design and of its dense twin on the same GEMM
+    (the twin computes W @ A exactly, in ceil(K / multipliers) steps per tile), and EDP.
+
+    Counts are the golden model's: multiplies = nonzeros of the streamed weights (of every
+    TASD term) x PE columns x column tiles; every other lane-step is gated."""
+    c, table = plan.config, plan.energy_table
+    twin = c.dense_twin()
+    macs = twin.pattern.slots
+    rows = []
+    for layer, v in zip(plan.layers, layers):
+        tile_cols = -(-v.n // c.cols)
+        nonzeros = sum(int(np.count_nonzero(w)) for w, _ in layer.segments)
+        design = _run_energy(c, v.steps, v.beats, v.tiles, nonzeros * c.cols * tile_cols, table)
+        dense_steps = v.tiles * -(-v.k // macs)
+        dense = _run_energy(twin, dense_steps, dense_steps, v.tiles,
+                            int(np.count_nonzero(layer.W)) * c.cols * tile_cols, table)
+        rows.append({"design": design, "dense_twin": dense,
+                     "energy_ratio": _ratio(design["total"], dense["total"]),
+                     "edp_ratio": _ratio(design["edp_pj_cycles"], dense["edp_pj_cycles"])})
+    total = {}
+    for who in ("design", "dense_twin"):
+        keys = ("multipliers", "selectors", "registers", "accumulate", "stream_io", "total",
+                "steps", "multiplies")
+        total[who] = {k: round(sum(r[who][k] for r in rows), 3) for k in keys}
+        total[who]["edp_pj_cycles"] = round(total[who]["total"] * total[who]["steps"], 1)
+    total["energy_ratio"] = _ratio(total["design"]["total"], total["dense_twin"]["total"])
+    total["edp_ratio"] = _ratio(total["design"]["edp_pj_cycles"],
+                                total["dense_twin"]["edp_pj_cycles"])
+    return {"table": {"name": table.name, "source": table.source,
+                      "technology_nm": table.technology_nm},
+            "layers": rows, "total": total}
+
+
 def _tasd(layer) -> dict:
     """What the decomposition kept: its terms, their nonzeros, and the error it leaves."""
     r = layer.tasd
@@ -90,6 +138,7 @@ def _flex_report(plan, layers, sim, area) -> dict:
                    "bits_per_element": round(float(p.bits_per_element(c.width)), 4)}
                   for m, p in enumerate(c.modes.modes)],
         "layers": _layer_rows(plan, layers, sim),
+        "energy": _energy(plan, layers),
     }
     for mode in report["modes"]:                  # what the testbench ran in each mode
         ran = [l for l in report["layers"] if l["mode"] == mode["pattern"]]
@@ -116,6 +165,12 @@ def _testbench(plan, sim) -> dict:
             "ideal_cycles": sim.ideal, "cycles_over_ideal": _ratio(sim.cycles, sim.ideal)}
 
 
+def _energy_summary(r) -> list[str]:
+    t = r["energy"]["total"]
+    return [f"energy {t['design']['total']:,.0f} pJ = {t['energy_ratio']:.3f}x dense twin; "
+            f"EDP {t['edp_ratio']:.3f}x dense twin ({r['energy']['table']['name']})"]
+
+
 def _tasd_summary(r) -> list[str]:
     rows = [(i, l) for i, l in enumerate(r["layers"]) if "tasd" in l]
     lines = [f"layer {i}: TASD {l['tasd']['decomposition']} (error "
@@ -135,7 +190,7 @@ def _flex_summary(r) -> list[str]:
         lines.append(f"testbench ({t['simulator']}): {'PASS' if t['passed'] else 'FAIL'}, "
                      f"{t['cycles']} cycles for {t['ideal_cycles']} steps of "
                      f"{len(r['layers'])} layers (+{r['latency']} latency)")
-    lines += _tasd_summary(r)
+    lines += _tasd_summary(r) + _energy_summary(r)
     tx = r.get("sparsity_tax", {})
     if "area_ratio" in tx:
         best = max(modes, key=lambda m: m.get("throughput_per_area_vs_dense", 0))
@@ -168,6 +223,7 @@ def build_report(plan, layers, sim, area) -> dict:
                  "padded_k": plan.layers[0].padded_k,
                  "tiles": vectors.tiles, "steps": vectors.steps},
         "layers": _layer_rows(plan, layers, sim),
+        "energy": _energy(plan, layers),
     }
     if sim is not None:
         report["testbench"] = {
@@ -190,7 +246,7 @@ def _summary(r) -> list[str]:
         lines.append(f"testbench ({t['simulator']}): {'PASS' if t['passed'] else 'FAIL'}, "
                      f"{t['cycles']} cycles for {t['ideal_cycles']} steps "
                      f"(+{r['latency']} latency)")
-    lines += _tasd_summary(r)
+    lines += _tasd_summary(r) + _energy_summary(r)
     tx = r.get("sparsity_tax", {})
     if "area_ratio" in tx:
         lines.append(f"area {r['area']['design']['generic']['nand2_eq']:.0f} NAND2-eq = "
@@ -292,6 +348,36 @@ def _layers_md(r) -> list[str]:
     return md
 
 
+def _energy_md(r) -> list[str]:
+    e, t = r["energy"], r["energy"]["total"]
+    parts = ("multipliers", "selectors", "registers", "accumulate", "stream_io")
+    md = ["## Energy and EDP", "",
+          f"Actions of the run (golden-model counts: nonzero weights multiplied, every other "
+          f"lane-step gated; selectors, pipeline registers and adders on every PE step; "
+          f"stream bits) priced by `{e['table']['name']}` ({e['table']['technology_nm']:g} "
+          f"nm): {e['table']['source']} The dense twin runs the same GEMM exactly, in "
+          f"ceil(K / multipliers) steps per tile. EDP = energy x steps (no stalls).", ""]
+    md += _table(["", "design", "dense twin", "ratio"],
+                 [[k.replace("_", " ") + " (pJ)", _fmt(t["design"][k], 1),
+                   _fmt(t["dense_twin"][k], 1),
+                   _fmt(_ratio(t["design"][k], t["dense_twin"][k]), 3)] for k in parts]
+                 + [["**total (pJ)**", _fmt(t["design"]["total"], 1),
+                     _fmt(t["dense_twin"]["total"], 1), _fmt(t["energy_ratio"], 3)],
+                    ["steps", _fmt(t["design"]["steps"]), _fmt(t["dense_twin"]["steps"]),
+                     _fmt(_ratio(t["design"]["steps"], t["dense_twin"]["steps"]), 3)],
+                    ["**EDP (pJ x cycles)**", _fmt(t["design"]["edp_pj_cycles"], 0),
+                     _fmt(t["dense_twin"]["edp_pj_cycles"], 0), _fmt(t["edp_ratio"], 3)]])
+    if len(e["layers"]) > 1:
+        md += ["", "Per layer:", ""]
+        md += _table(["layer", "mode", "energy (pJ)", "pJ per multiply", "steps",
+                      "energy vs dense twin", "EDP vs dense twin"],
+                     [[i, f"`{l['mode']}`", _fmt(x["design"]["total"], 1),
+                       _fmt(x["design"]["pj_per_multiply"], 3), x["design"]["steps"],
+                       _fmt(x["energy_ratio"], 3), _fmt(x["edp_ratio"], 3)]
+                      for i, (l, x) in enumerate(zip(r["layers"], e["layers"]))])
+    return md + [""]
+
+
 def _flex_markdown(r, area_only=False) -> list[str]:
     a = r["array"]
     md = [f"# Flexible HSS accelerator `{r['pattern']}` on a {a['rows']}x{a['cols']} PE array",
@@ -323,6 +409,7 @@ def _flex_markdown(r, area_only=False) -> list[str]:
                f"cycles for {t['ideal_cycles']} steps ({t['cycles_over_ideal']:.3f}x).", ""]
     else:
         md += ["Not simulated (`--sim none`).", ""]
+    md += _energy_md(r)
     if "area" in r:
         md += _area_md(r)
     return md
@@ -362,6 +449,7 @@ def markdown(r, area_only=False) -> str:
             md += ["Not simulated (`--sim none`).", ""]
         if len(r["layers"]) > 1 or "tasd" in r["layers"][0]:
             md += ["## Layers", ""] + _layers_md(r)
+        md += _energy_md(r)
     if "area" in r:
         md += _area_md(r)
         tx = r["sparsity_tax"]

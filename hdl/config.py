@@ -7,6 +7,7 @@ from functools import cached_property
 from amaranth.hdl import Shape, signed, unsigned
 
 from hss import ModeSet, Pattern, accumulator_bits, max_products
+from hss.energy import PEShape
 from hss.lanes import LaneSchedule, default_macs
 
 __all__ = ["AcceleratorConfig", "FlexConfig", "value_shape"]
@@ -41,6 +42,18 @@ def _default_acc_width(config) -> None:
     if config.acc_width is None:
         object.__setattr__(config, "acc_width", config.min_acc_width)
     _check_int("acc_width", config.acc_width, 2, 128)
+
+
+def _pe_shape(lanes: int, width: int, acc_width: int, mux2_bits: int) -> PEShape:
+    """What every PE (``hdl.pe``) does per step: registers of the selected weights and
+    activations, the products and the tree's sum, the accumulator; the adder tree's adds
+    (each level one bit wider) and the accumulator's."""
+    adds, level, bits = [], lanes, 2 * width
+    while level > 1:
+        adds += [bits + 1] * (level // 2)
+        level, bits = -(-level // 2), bits + 1
+    registers = 2 * lanes * width + lanes * 2 * width + bits + acc_width
+    return PEShape(lanes, width, mux2_bits, registers, tuple(adds) + (acc_width,))
 
 
 class _NumberFormats:
@@ -114,6 +127,17 @@ class AcceleratorConfig(_NumberFormats):
                 total += selectors * g * (h - g + 1) * (p.span(r - 1) if r else 1) * self.width
             selectors *= g
         return total
+
+    @property
+    def pe_shape(self) -> PEShape:
+        """Per PE step, for ``hss.energy``: each rank's selectors as 2:1 mux bits (an
+        (H-G+1)-input mux per kept block is H-G mux2s per bit; a dense rank is wires)."""
+        p, mux2, selectors = self.pattern, 0, 1
+        for r in reversed(range(p.num_ranks)):
+            g, h = p.G[r], p.H[r]
+            mux2 += selectors * g * (h - g) * (p.span(r - 1) if r else 1) * self.width
+            selectors *= g
+        return _pe_shape(p.slots, self.width, self.acc_width, mux2)
 
     @property
     def beat_bits(self) -> int:
@@ -191,6 +215,14 @@ class FlexConfig(_NumberFormats):
     @property
     def multipliers(self) -> int:
         return self.rows * self.cols * self.macs
+
+    @property
+    def pe_shape(self) -> PEShape:
+        """Per PE step, for ``hss.energy``: each lane's activation mux (``n`` candidate
+        positions: ``n - 1`` mux2s per bit); the row steering and column windows, shared
+        by a row or column of PEs, are left out."""
+        mux2 = sum(len(c) - 1 for c in self.schedule.candidates) * self.width
+        return _pe_shape(self.macs, self.width, self.acc_width, mux2)
 
     @property
     def beat_bits(self) -> int:

@@ -13,6 +13,7 @@ from .prune import prune
 from .golden import (Step, accumulator_bits, decompress_group, matmul, max_products, select,
                      step)
 from .packing import pack_fields, unpack_fields
+from . import energy  # noqa: F401  (hss.energy without a second import)
 from .tasd import Decomposition, TASDError, TASDResult, decompose, matmul_decomposed
 
 __all__ = [

@@ -1,0 +1,76 @@
+"""Energy and EDP in ``python -m gen``'s report: the design against its dense twin, priced by
+the default table or the user's ``--energy-table``."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hss.energy import DEFAULT_TABLE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gen(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "gen", "--sim", "none", "--no-synth",
+                           *map(str, args)], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+def test_hss_beats_its_dense_twin_on_edp(tmp_path):
+    r = gen("--ranks", "4:6,2:4", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    e = report(tmp_path / "o")["energy"]
+    t = e["total"]
+    assert t["design"]["steps"] * 3 == t["dense_twin"]["steps"]
+    assert t["design"]["multiplies"] == t["dense_twin"]["multiplies"]   # same nonzeros
+    assert t["edp_ratio"] <= 0.4 and t["energy_ratio"] < 1
+    assert t["design"]["selectors"] > 0 == t["dense_twin"]["selectors"]
+    assert e["table"]["name"] == "aladdin-40nm"
+    assert "EDP" in r.stdout and "## Energy and EDP" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_users_table_reprices_the_run(tmp_path):
+    data = json.loads(DEFAULT_TABLE.read_text())
+    data["name"] = "mine"
+    data["actions"]["multiply"]["energy_pj"] *= 2
+    table = tmp_path / "mine.json"
+    table.write_text(json.dumps(data))
+    assert gen("--ranks", "2:4", "--out", tmp_path / "a").returncode == 0
+    r = gen("--ranks", "2:4", "--out", tmp_path / "b", "--energy-table", table)
+    assert r.returncode == 0, r.stderr
+    a, b = report(tmp_path / "a")["energy"], report(tmp_path / "b")["energy"]
+    assert b["table"]["name"] == "mine"
+    assert b["total"]["design"]["registers"] == a["total"]["design"]["registers"]
+    assert b["total"]["design"]["multipliers"] > a["total"]["design"]["multipliers"]
+    assert "--energy-table" in json.loads((tmp_path / "b" / "config.json").read_text())["command"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "No such file"), ("{", "is not JSON"), ("{}", "missing 'name'")])
+def test_bad_energy_table_is_one_line_exit_2(tmp_path, content, message):
+    table = tmp_path / "t.json"
+    if content is not None:
+        table.write_text(content)
+    r = gen("--ranks", "2:4", "--out", tmp_path / "o", "--energy-table", table)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_flexible_build_reports_energy_per_layer(tmp_path):
+    r = gen("--ranks", "4:4|4:6,2:4|1:4", "--rows", 2, "--cols", 2, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    rep = report(tmp_path / "o")
+    layers = rep["energy"]["layers"]
+    assert len(layers) == len(rep["layers"]) == 4
+    # of two layers of the same shape, the sparser mode spends less (and takes fewer steps)
+    by_mode = {l["mode"]: x["design"] for l, x in zip(rep["layers"], layers)}
+    assert by_mode["4:6,1:4"]["total"] < by_mode["4:6,2:4"]["total"]
+    assert by_mode["4:6,1:4"]["steps"] < by_mode["4:6,2:4"]["steps"]
