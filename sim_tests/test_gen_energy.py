@@ -1,11 +1,9 @@
 """Energy and EDP in ``python -m gen``'s report: the design against its dense twin, priced by
 the default table or the user's ``--energy-table``."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import genkit
 import pytest
 
 from hss.energy import DEFAULT_TABLE
@@ -14,10 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def gen(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "gen", "--sim", "none", "--no-synth",
-                           *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return genkit.gen("--sim", "none", "--no-synth", *args, timeout=300)
 
 
 def report(out: Path) -> dict:

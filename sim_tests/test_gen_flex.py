@@ -2,34 +2,17 @@
 Icarus (tiles of different modes back to back, random back-pressure), users' tensors per
 layer and mode, bad sets refused, reports and manifest listing the modes."""
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import hss
+from genkit import gen, read_z
 
 ROOT = Path(__file__).resolve().parents[1]
 HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
-
-
-def gen(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "gen", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=900)
-
-
-def read_z(path: Path, shapes):
-    flat = np.array([int(x) for x in path.read_text().split()], np.int64)
-    out, at = [], 0
-    for m, n in shapes:
-        out.append(flat[at:at + m * n].reshape(m, n))
-        at += m * n
-    assert at == flat.size
-    return out
 
 
 @pytest.mark.parametrize("modes, sim, extra", [

@@ -3,10 +3,7 @@ segment of every tile into the same accumulators, cosimulated in Verilator and I
 NumPy; ``auto`` picks per layer; the accumulators are sized for all the terms of a tile; bad
 specs are refused in one line."""
 import json
-import os
 import re
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import numpy as np
 import pytest
 
 import hss
+from genkit import gen, read_z
 from gen.cli import build_parser
 from gen.inputs import InputError
 from gen.plan import Plan
@@ -24,25 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
 
 
-def gen(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "gen", *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=900)
-
-
 def save(path: Path, x) -> Path:
     np.save(path, np.asarray(x, np.int64))
     return path
-
-
-def read_z(path: Path, shapes):
-    flat = np.array([int(x) for x in path.read_text().split()], np.int64)
-    out, at = [], 0
-    for m, n in shapes:
-        out.append(flat[at:at + m * n].reshape(m, n))
-        at += m * n
-    assert at == flat.size
-    return out
 
 
 def unstructured(rng, m, k, density):
