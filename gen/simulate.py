@@ -2,7 +2,9 @@
 
 ``simulate(tb_dir, "verilator" | "icarus")`` runs the folder's Makefile (``build-<sim>``,
 then ``run-<sim>``) with ``cwd=tb_dir``, logs both steps to ``tb_dir/sim-<sim>.log`` and
-parses the testbench's report (``PASS``/``FAIL``, ``CYCLES``, ``MISMATCHES``).
+parses the testbench's report (``PASS``/``FAIL``, ``CYCLES``, ``MISMATCHES``, per layer
+``LAYER`` cycles and ``ACTIONS``: the beats, tiles, nonzero weights and PE steps the RTL's
+streams carried).
 ``simulate_cocotb(tb_dir, "icarus" | "verilator")`` runs the folder's ``test_cocotb.py``
 (also reachable as ``simulate(tb_dir, "cocotb-icarus")``).
 
@@ -23,7 +25,7 @@ from synth import tools
 from synth.tools import ToolMissing
 
 __all__ = ["SIMULATORS", "SimResult", "ToolMissing", "SimError", "simulate", "simulate_cocotb",
-           "parse_report", "needed_tools"]
+           "parse_report", "needed_tools", "ACTION_KEYS"]
 
 #: Names ``simulate`` accepts.
 SIMULATORS = ("verilator", "icarus", "cocotb-icarus", "cocotb-verilator")
@@ -48,6 +50,9 @@ class SimResult:
     mismatches: int = -1    # count reported by the testbench; -1 when it did not report one
     messages: tuple[str, ...] = field(default=())   # MISMATCH / OVERFLOW / TIMEOUT lines
     layer_cycles: tuple[int, ...] = field(default=())  # per layer (LAYER lines), in order
+    #: per layer (ACTIONS lines), in order: dicts of ``ACTION_KEYS`` (wbeats, abeats, tiles,
+    #: nonzero, steps) counted on the RTL's streams; empty when the testbench printed none
+    layer_actions: list[dict[str, int]] = field(default_factory=list)
 
     @property
     def overhead(self) -> int:
@@ -58,6 +63,10 @@ class SimResult:
 _CYCLES = re.compile(r"\bCYCLES (-?\d+) IDEAL (\d+) LATENCY (\d+)")
 _MISMATCHES = re.compile(r"\bMISMATCHES (\d+)")
 _LAYER = re.compile(r"\bLAYER (\d+) CYCLES (-?\d+)")
+#: keys of SimResult.layer_actions, in the order of the ACTIONS line (gen.testbench.ACTION_KEYS)
+ACTION_KEYS = ("wbeats", "abeats", "tiles", "nonzero", "steps")
+_ACTIONS = re.compile(r"\bACTIONS (\d+) WBEATS (\d+) ABEATS (\d+) TILES (\d+) "
+                      r"NONZERO (\d+) STEPS (\d+)")
 _MESSAGE = re.compile(r"\b((?:MISMATCH|OVERFLOW|TIMEOUT) .*)$")
 _BEATS = re.compile(r"localparam integer BEATS = (\d+);")
 _SECONDS = re.compile(r"^SECONDS build ([\d.]+) run ([\d.]+)$", re.M)
@@ -65,7 +74,8 @@ _SECONDS = re.compile(r"^SECONDS build ([\d.]+) run ([\d.]+)$", re.M)
 
 def parse_report(text: str) -> dict:
     """The testbench's verdict in ``text`` (a log): passed (None if absent), cycles, ideal,
-    latency, mismatches, messages."""
+    latency, mismatches, messages, layer_cycles, layer_actions (a list of dicts of
+    ``ACTION_KEYS`` per layer, in layer order)."""
     verdict = None
     for line in text.splitlines():
         if line.strip() in ("PASS", "FAIL"):
@@ -86,6 +96,8 @@ def parse_report(text: str) -> dict:
         "messages": tuple(messages),
         "layer_cycles": tuple(int(c) for _, c in sorted(
             ((int(i), c) for i, c in _LAYER.findall(text)))),
+        "layer_actions": [dict(zip(ACTION_KEYS, map(int, counts))) for _, counts in sorted(
+            {int(hit[0]): hit[1:] for hit in _ACTIONS.findall(text)}.items())],
     }
 
 
@@ -146,7 +158,8 @@ def _result(tb_dir: Path, log_path: Path, z_out: Path, build_s: float, run_s: fl
         raise SimError(f"{what} ended without PASS or FAIL: see {log_path}")
     ideal = r["ideal"] if r["ideal"] >= 0 else _ideal_from_tb(tb_dir)
     return SimResult(r["passed"], r["cycles"], ideal, log_path, z_out, build_s, run_s,
-                     r["latency"], r["mismatches"], r["messages"], r["layer_cycles"])
+                     r["latency"], r["mismatches"], r["messages"], r["layer_cycles"],
+                     r["layer_actions"])
 
 
 def simulate(tb_dir: Path, simulator: str, *, timeout: float | None = None,

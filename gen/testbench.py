@@ -9,7 +9,7 @@ simulation, e.g. one per mode of a flexible build):
   layer after layer.
 - ``layers.hex``: one line per layer, ``LAYER_FIELDS`` as 32-bit fields (first field in
   the lowest bits): where its tiles end, its Z's shape and place in ``z_out.txt``, the
-  overflow flag its tiles carry, its steps and steps per beat.
+  overflow flag its tiles carry, its steps and steps per beat, where its beats end.
 - ``expected.hex``: one golden tile per line, the ``z`` field of the ``tiles`` payload
   (``rows*cols`` fields of ``acc_width`` bits, element ``(i, j)`` at field ``i*cols + j``,
   two's complement), without the ``overflow`` bit.
@@ -21,6 +21,7 @@ simulation, e.g. one per mode of a flexible build):
       OVERFLOW tile <t> got <g> expected <e>                  (the overflow flag differs)
       TIMEOUT after <n> cycles: <t> of <T> tiles, <b> of <B> beats
       LAYER <l> CYCLES <c> STEPS <s>                          (one line per layer)
+      ACTIONS <l> WBEATS <w> ABEATS <a> TILES <t> NONZERO <z> STEPS <s>   (one per layer)
       CYCLES <measured> IDEAL <steps> LATENCY <L>
       MISMATCHES <count>
       PASS | FAIL
@@ -30,7 +31,15 @@ simulation, e.g. one per mode of a flexible build):
   first input handshake, or ``steps_per_beat - 1`` cycles before it when a flexible build
   takes a beat in several steps). A layer's cycles run from the previous layer's last tile
   (the first layer: from the first step, without the latency) to its own, so they add up
-  to ``CYCLES - LATENCY`` and equal its steps when nothing stalls. The computed Z goes to
+  to ``CYCLES - LATENCY`` and equal its steps when nothing stalls. ``ACTIONS`` counts, per
+  layer, what the RTL's streams carried: weights and activations beats taken (valid and
+  ready), tiles taken, the nonzero weight values of the weights beats taken (every value
+  field of the beat, ``width`` bits each, at offsets read from the stream layouts: padding
+  rows, groups and unused fields hold zeros; a TASD layer counts every term's beats) and
+  the PE steps they took (``steps_per_beat`` of each beat's ``mode`` field; 1 per beat in a
+  fixed build). A beat belongs to the layer it was streamed for (by its index, against
+  ``BEATS_END``), a tile to the layer whose tiles it completes. Stalls do not change the
+  counts; ``expected_actions`` computes them from the vectors. The computed Z goes to
   ``z_out.txt`` (one decimal per line, each layer's ``M x N`` row-major, layer after layer,
   tile overhang cropped). A failing run ends with ``$fatal`` (non-zero exit status).
   Stalls: the input valids and the output ready are dropped at random by three 32-bit
@@ -79,10 +88,11 @@ from hdl.flex import flex_act_beat_layout, flex_tile_layout, flex_weight_beat_la
 from hdl.layouts import act_group_layout
 from hdl.stimulus import GemmVectors
 from hdl.top import tile_layout, weight_beat_layout
+from amaranth.hdl import Shape
 from amaranth.lib import data
 
-__all__ = ["write_testbench", "TB_FILES", "TOOL_KEYS", "VERILATOR_FLAGS", "stall_seeds",
-           "xorshift32"]
+__all__ = ["write_testbench", "TB_FILES", "TOOL_KEYS", "VERILATOR_FLAGS", "LAYER_FIELDS",
+           "ACTION_KEYS", "expected_actions", "stall_seeds", "xorshift32"]
 
 #: Files ``write_testbench`` always writes (relative to the testbench folder); ``tools.mk``
 #: is written only when ``tool_paths`` is given.
@@ -164,21 +174,89 @@ def _port_bits(c) -> tuple[int, int, data.StructLayout]:
 
 #: Fields of a line of layers.hex, one line per layer, each field 32 bits, first field in
 #: the lowest bits: the tiles up to and including this layer, Z's shape and place in
-#: z_mem, the overflow flag its tiles must carry, its steps and steps per beat.
+#: z_mem, the overflow flag its tiles must carry, its steps and steps per beat, and the
+#: beats (of each input stream) up to and including this layer: layers are consecutive in
+#: the beat streams, so a beat belongs to the layer whose BEATS_END first exceeds its index.
 LAYER_FIELDS = ("TILES_END", "M", "N", "TILE_COLS", "Z_BASE", "EXPECT_OVERFLOW", "STEPS",
-                "STEPS_PER_BEAT")
+                "STEPS_PER_BEAT", "BEATS_END")
+
+#: Keys of a layer's counted actions (``expected_actions``; ``gen.simulate.SimResult.
+#: layer_actions``), in the order of the testbench's ``ACTIONS`` line.
+ACTION_KEYS = ("wbeats", "abeats", "tiles", "nonzero", "steps")
 
 
 def _layer_table(layers) -> list[dict]:
     c = layers[0].config
-    out, tiles, z_base = [], 0, 0
+    out, tiles, z_base, beats = [], 0, 0, 0
     for v in layers:
         tiles += v.tiles
+        beats += v.beats
         out.append(dict(TILES_END=tiles, M=v.m, N=v.n, TILE_COLS=-(-v.n // c.cols),
                         Z_BASE=z_base, EXPECT_OVERFLOW=int(v.steps_per_tile > c.max_steps),
-                        STEPS=v.steps, STEPS_PER_BEAT=v.steps_per_beat))
+                        STEPS=v.steps, STEPS_PER_BEAT=v.steps_per_beat, BEATS_END=beats))
         z_base += v.m * v.n
     return out
+
+
+def _beat_fields(c) -> dict:
+    """Where a weights beat keeps its values and its mode, read from the stream layouts:
+    value ``j`` of PE row ``i`` is the ``VALUE_BITS`` bits at ``VALUES_AT + i*ROW_BITS +
+    j*VALUE_BITS`` (``ROW_VALUES`` values per row; a fixed build's ``groups[i].values``, a
+    flexible build's ``rows[i].values``); the mode number is ``MODE_BITS`` bits at
+    ``MODE_AT`` (``MODE_BITS`` 0: no mode field)."""
+    if isinstance(c, FlexConfig):
+        beat = flex_weight_beat_layout(c)
+        rows = beat["rows"]
+        mode = beat["mode"] if c.modes.mode_bits else None
+    else:
+        beat = weight_beat_layout(c)
+        rows = beat["groups"]
+        mode = None
+    row = rows.shape.elem_shape
+    values = row["values"]
+    value_bits = Shape.cast(values.shape.elem_shape).width
+    if rows.shape.length != c.rows or value_bits != c.width:
+        raise AssertionError("unexpected weights beat layout: one row per PE row of "
+                             "width-bit values expected")
+    return dict(VALUES_AT=rows.offset + values.offset, ROW_BITS=row.size,
+                ROW_VALUES=values.shape.length, VALUE_BITS=value_bits,
+                MODE_AT=mode.offset if mode is not None else 0,
+                MODE_BITS=Shape.cast(mode.shape).width if mode is not None else 0)
+
+
+def _mode_steps(c) -> tuple[int, ...]:
+    """PE steps a weights beat takes, per mode number (a fixed build: one mode, 1 step)."""
+    if isinstance(c, FlexConfig):
+        return tuple(c.schedule.steps_per_beat(m) for m in range(len(c.modes)))
+    return (1,)
+
+
+def _beat_nonzeros(beat: int, f: dict, rows: int) -> int:
+    mask = (1 << f["VALUE_BITS"]) - 1
+    return sum(1 for i in range(rows) for j in range(f["ROW_VALUES"])
+               if (beat >> (f["VALUES_AT"] + i * f["ROW_BITS"] + j * f["VALUE_BITS"])) & mask)
+
+
+def _beat_steps(beat: int, f: dict, steps: tuple[int, ...]) -> int:
+    """As the RTL: a mode number outside the set takes its beat in one step."""
+    mode = (beat >> f["MODE_AT"]) & ((1 << f["MODE_BITS"]) - 1)
+    return steps[mode] if mode < len(steps) else 1
+
+
+def expected_actions(vectors) -> list[dict]:
+    """Per layer, what the testbench's ``ACTIONS`` line counts when the RTL takes every beat
+    of ``vectors`` (one ``GemmVectors`` or a list): a dict of ``ACTION_KEYS``: ``wbeats``
+    and ``abeats`` (beats of each input stream), ``tiles``, ``nonzero`` (nonzero value
+    fields over the layer's weights beats: padding and unused fields hold zeros) and
+    ``steps`` (the sum over its weights beats of their mode's steps per beat:
+    ``GemmVectors.steps``)."""
+    layers = _layers(vectors)
+    c = layers[0].config
+    f, steps = _beat_fields(c), _mode_steps(c)
+    return [dict(wbeats=v.beats, abeats=len(v.act_beats), tiles=v.tiles,
+                 nonzero=sum(_beat_nonzeros(b, f, c.rows) for b in v.weight_beats),
+                 steps=sum(_beat_steps(b, f, steps) for b in v.weight_beats))
+            for v in layers]
 
 
 def _params(layers) -> dict:
@@ -200,6 +278,7 @@ def _params(layers) -> dict:
         COLS=c.cols, TILES=n_tiles, BEATS=sum(v.beats for v in layers), STEPS=steps,
         W_BITS=w_bits, A_BITS=a_bits, T_BITS=tiles.size, ACC=c.acc_width, Z_BITS=z_bits,
         LATENCY=LATENCY, **limits, RESET_CYCLES=_RESET_CYCLES, MAX_REPORT=_MAX_REPORT,
+        **_beat_fields(c),
     )
 
 
@@ -304,8 +383,23 @@ def _describe(layers, stall_seed) -> str:
             + " by default")
 
 
+def _steps_function(c, p: dict) -> str:
+    """tb.sv's ``beat_steps``: the PE steps of a weights beat, from its mode field."""
+    steps = _mode_steps(c)
+    head = ("  // PE steps of a weights beat: steps_per_beat of the mode in its mode field (a\n"
+            "  // mode outside the set: 1, as the RTL takes such a beat in one step)\n"
+            "  function integer beat_steps(input [W_BITS-1:0] beat);\n")
+    if not p["MODE_BITS"]:
+        return head + f"    beat_steps = {steps[0]};\n  endfunction\n"
+    cases = "".join(f"      {p['MODE_BITS']}'d{m}: beat_steps = {n};\n"
+                    for m, n in enumerate(steps))
+    return (head + "    case (beat[MODE_AT +: MODE_BITS])\n" + cases
+            + "      default: beat_steps = 1;\n    endcase\n  endfunction\n")
+
+
 def _tb_sv(layers, p: dict, top: str, stall_seed) -> str:
     sg = "signed " if layers[0].config.signed else ""
+    steps_function = _steps_function(layers[0].config, p)
     fields = "\n".join(f"  localparam integer L_{f} = {i};" for i, f in enumerate(LAYER_FIELDS))
     lp = "\n".join(f"  localparam integer {k} = {val};" for k, val in p.items())
     return f"""\
@@ -316,6 +410,8 @@ def _tb_sv(layers, p: dict, top: str, stall_seed) -> str:
 // Reads weights.hex, acts.hex (one stream beat per line), expected.hex (one tile per line)
 // and layers.hex (one GEMM per line, fields L_*: the layers run back to back); prints
 // STALLS, MISMATCH/OVERFLOW/TIMEOUT lines, then LAYER <l> CYCLES <c> STEPS <s> per layer,
+// ACTIONS <l> WBEATS <n> ABEATS <n> TILES <n> NONZERO <n> STEPS <n> per layer (counted on the
+// streams: handshakes, nonzero weight values of the weights beats taken, their PE steps),
 // CYCLES <measured> IDEAL <steps> LATENCY <L>, MISMATCHES <n> and PASS or FAIL; writes
 // z_out.txt (each layer's Z row-major, layer after layer, one decimal per line).
 // Plusargs: +stalls=<seed> (decimal, 0 to 4294967295) random stalls with that seed;
@@ -338,6 +434,13 @@ module tb;
   reg [32*{len(LAYER_FIELDS)}-1:0] l_mem [0:LAYERS-1];
   reg {sg}[ACC-1:0] z_mem [0:Z_TOTAL-1];
   integer layer_end [0:LAYERS-1];
+  // actions per layer, counted at the handshakes (a beat belongs to the layer of its index)
+  integer n_wbeats [0:LAYERS-1];
+  integer n_abeats [0:LAYERS-1];
+  integer n_tiles [0:LAYERS-1];
+  integer n_steps [0:LAYERS-1];
+  reg [63:0] n_nonzero [0:LAYERS-1];
+  integer w_layer = 0, a_layer = 0;
 
   integer w_idx = 0, a_idx = 0, t_idx = 0;
   reg w_valid = 1'b0, a_valid = 1'b0, t_ready = 1'b0;
@@ -448,6 +551,13 @@ module tb;
     $readmemh("acts.hex", a_mem);
     $readmemh("expected.hex", e_mem);
     $readmemh("layers.hex", l_mem);
+    for (k = 0; k < LAYERS; k = k + 1) begin
+      n_wbeats[k] = 0;
+      n_abeats[k] = 0;
+      n_tiles[k] = 0;
+      n_steps[k] = 0;
+      n_nonzero[k] = 64'd0;
+    end
     // +load_only: stop once the vectors are read, so that a benchmark can tell the time
     // spent loading them from the time spent simulating
     if ($test$plusargs("load_only")) begin
@@ -460,6 +570,20 @@ module tb;
     lf = l_mem[l][32 * f +: 32];
   endfunction
 
+  // nonzero weight values of a weights beat: value j of PE row i is the VALUE_BITS bits at
+  // VALUES_AT + i*ROW_BITS + j*VALUE_BITS (gen/testbench.py reads these from the layouts)
+  function integer beat_nonzeros(input [W_BITS-1:0] beat);
+    integer i;
+    begin
+      beat_nonzeros = 0;
+      for (i = 0; i < ROWS * ROW_VALUES; i = i + 1)
+        if (beat[VALUES_AT + (i / ROW_VALUES) * ROW_BITS + (i % ROW_VALUES) * VALUE_BITS
+                 +: VALUE_BITS] != {{VALUE_BITS{{1'b0}}}})
+          beat_nonzeros = beat_nonzeros + 1;
+    end
+  endfunction
+
+{steps_function}
   task finish_run;
     begin
       fd = $fopen("z_out.txt", "w");
@@ -472,6 +596,9 @@ module tb;
         $display("LAYER %0d CYCLES %0d STEPS %0d", k,
                  k ? layer_end[k] - layer_end[k - 1] : layer_end[0] - first_cycle + 1 - LATENCY,
                  lf(k, L_STEPS));
+      for (k = 0; k < LAYERS; k = k + 1)
+        $display("ACTIONS %0d WBEATS %0d ABEATS %0d TILES %0d NONZERO %0d STEPS %0d", k,
+                 n_wbeats[k], n_abeats[k], n_tiles[k], n_nonzero[k], n_steps[k]);
       $display("CYCLES %0d IDEAL %0d LATENCY %0d", last_cycle - first_cycle + 1, STEPS, LATENCY);
       $display("MISMATCHES %0d", errors);
       if (errors == 0) begin
@@ -506,8 +633,16 @@ module tb;
         w_next = w_idx + 1;
         // a beat is taken at its last step: the first step came STEPS_PER_BEAT - 1 before
         if (first_cycle < 0) first_cycle <= cycle - (lf(0, L_STEPS_PER_BEAT) - 1);
+        n_wbeats[w_layer] = n_wbeats[w_layer] + 1;
+        n_nonzero[w_layer] = n_nonzero[w_layer] + beat_nonzeros(w_payload);
+        n_steps[w_layer] = n_steps[w_layer] + beat_steps(w_payload);
+        if (w_idx + 1 == lf(w_layer, L_BEATS_END)) w_layer = w_layer + 1;
       end
-      if (a_valid && a_ready) a_next = a_idx + 1;
+      if (a_valid && a_ready) begin
+        a_next = a_idx + 1;
+        n_abeats[a_layer] = n_abeats[a_layer] + 1;
+        if (a_idx + 1 == lf(a_layer, L_BEATS_END)) a_layer = a_layer + 1;
+      end
       w_idx <= w_next;
       a_idx <= a_next;
       // a valid may only drop after its beat was taken
@@ -539,6 +674,7 @@ module tb;
                      lf(layer, L_EXPECT_OVERFLOW));
           errors = errors + 1;
         end
+        n_tiles[layer] = n_tiles[layer] + 1;
         t_idx <= t_idx + 1;
         if (t_idx + 1 == lf(layer, L_TILES_END)) begin
           layer_end[layer] = cycle;
@@ -673,7 +809,8 @@ def _cocotb(layers, p: dict, table, top: str, rtl_rel: str, stall_seed) -> str:
 Run: ``python test_cocotb.py [icarus|verilator]`` (default icarus); exit status 0 on pass.
 It builds into sim_build-<simulator>/ (Verilator, in a folder whose path has a space or
 another special character: a scratch folder under $TMPDIR, removed afterwards), prints
-CYCLES <measured> IDEAL <steps> LATENCY <L> and PASS or FAIL, and writes
+LAYER and ACTIONS lines per layer, CYCLES <measured> IDEAL <steps> LATENCY <L> and PASS
+or FAIL, as tb.sv does, and writes
 z_out_cocotb.txt. The environment variable STALLS (a decimal seed from 0 to 4294967295,
 or off) overrides the stall default, as tb.sv's +stalls=<seed> and +nostalls do. Stalls,
 reset and cycle counting follow tb.sv exactly, so both report the same CYCLES.
@@ -694,6 +831,8 @@ SIGNED = {layers[0].config.signed}
 LAYER_TABLE = [
     {rows},
 ]
+#: PE steps of a weights beat per mode number (tb.sv's beat_steps)
+MODE_STEPS = {_mode_steps(layers[0].config)!r}
 STALL_SEED_DEFAULT = {stall_seed!r}
 
 
@@ -740,6 +879,19 @@ def field(word, index):
     return f
 
 
+def beat_nonzeros(beat):
+    """Nonzero weight values of a weights beat (tb.sv's beat_nonzeros)."""
+    mask = (1 << VALUE_BITS) - 1
+    return sum(1 for i in range(ROWS) for j in range(ROW_VALUES)
+               if (beat >> (VALUES_AT + i * ROW_BITS + j * VALUE_BITS)) & mask)
+
+
+def beat_steps(beat):
+    """PE steps of a weights beat, from its mode field (tb.sv's beat_steps)."""
+    mode = (beat >> MODE_AT) & ((1 << MODE_BITS) - 1)
+    return MODE_STEPS[mode] if mode < len(MODE_STEPS) else 1
+
+
 try:
     import cocotb
     from cocotb.clock import Clock
@@ -764,6 +916,9 @@ if cocotb is not None:
         w_valid = a_valid = t_ready = 0
         first = last = None
         layer, tile0, ends = 0, 0, []
+        # actions per layer, counted at the handshakes (a beat belongs to the layer of its index)
+        actions = [dict(wbeats=0, abeats=0, tiles=0, nonzero=0, steps=0) for _ in LAYER_TABLE]
+        w_layer = a_layer = 0
         z = [0] * Z_TOTAL
         errors = []
         rst = 1
@@ -790,8 +945,19 @@ if cocotb is not None:
                 continue
             w_next = w_idx + (w_valid and w_ready)
             a_next = a_idx + (a_valid and a_ready)
-            if w_valid and w_ready and first is None:
-                first = cycle - (LAYER_TABLE[0]["STEPS_PER_BEAT"] - 1)
+            if w_valid and w_ready:
+                if first is None:
+                    first = cycle - (LAYER_TABLE[0]["STEPS_PER_BEAT"] - 1)
+                act = actions[w_layer]
+                act["wbeats"] += 1
+                act["nonzero"] += beat_nonzeros(w_mem[w_idx])
+                act["steps"] += beat_steps(w_mem[w_idx])
+                if w_idx + 1 == LAYER_TABLE[w_layer]["BEATS_END"]:
+                    w_layer += 1
+            if a_valid and a_ready:
+                actions[a_layer]["abeats"] += 1
+                if a_idx + 1 == LAYER_TABLE[a_layer]["BEATS_END"]:
+                    a_layer += 1
             if not w_valid or w_ready:
                 w_valid = int(w_next < BEATS and not stall_w)
             if not a_valid or a_ready:
@@ -814,6 +980,7 @@ if cocotb is not None:
                 if overflow != lay["EXPECT_OVERFLOW"]:
                     errors.append(f"OVERFLOW tile {{t_idx}} got {{overflow}} "
                                   f"expected {{lay['EXPECT_OVERFLOW']}}")
+                actions[layer]["tiles"] += 1
                 t_idx += 1
                 if t_idx == lay["TILES_END"]:
                     ends.append(cycle)
@@ -829,6 +996,10 @@ if cocotb is not None:
         for k, lay in enumerate(LAYER_TABLE):
             cycles = ends[k] - ends[k - 1] if k else ends[0] - first + 1 - LATENCY
             dut._log.info(f"LAYER {{k}} CYCLES {{cycles}} STEPS {{lay['STEPS']}}")
+        for k, act in enumerate(actions):
+            dut._log.info(f"ACTIONS {{k}} WBEATS {{act['wbeats']}} ABEATS {{act['abeats']}} "
+                          f"TILES {{act['tiles']}} NONZERO {{act['nonzero']}} "
+                          f"STEPS {{act['steps']}}")
         dut._log.info(f"CYCLES {{last - first + 1}} IDEAL {{STEPS}} LATENCY {{LATENCY}}")
         dut._log.info(f"MISMATCHES {{len(errors)}}")
         assert not errors, f"{{len(errors)}} mismatches, first: {{errors[0]}}"
