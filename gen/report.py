@@ -59,50 +59,71 @@ def _layer_rows(plan, layers, sim) -> list[dict]:
     return rows
 
 
-def _run_energy(config, steps: int, beats: int, tiles: int, multiplies: int, table) -> dict:
-    """A run's actions priced by the energy table: steps without stalls (the pipeline's fill
-    is left out: it is the same few cycles for every design)."""
+def _run_energy(config, counts: dict, cycles: int, table) -> dict:
+    """A run's actions priced by the energy table. ``counts``: beats, tiles, steps and
+    multiplies; lane-cycles beyond the steps (stalls) are idle, priced as gated."""
     pe = config.pe_shape
-    stream = beats * config.beat_bits + tiles * (config.rows * config.cols * config.acc_width + 1)
-    counts = ActionCounts.of_run(pe, config.rows * config.cols, steps, steps, multiplies, stream)
-    out = {k: round(v, 3) for k, v in energy(counts, pe, table).as_dict().items()}
-    out.update(steps=steps, multiplies=multiplies, gated_lane_steps=counts.gated,
-               stream_bits=stream, edp_pj_cycles=round(out["total"] * steps, 1),
-               pj_per_multiply=round(out["total"] / multiplies, 4) if multiplies else None)
+    stream = (counts["beats"] * config.beat_bits
+              + counts["tiles"] * (config.rows * config.cols * config.acc_width + 1))
+    actions = ActionCounts.of_run(pe, config.rows * config.cols, counts["steps"], cycles,
+                                  counts["multiplies"], stream)
+    out = {k: round(v, 3) for k, v in energy(actions, pe, table).as_dict().items()}
+    out.update(steps=counts["steps"], cycles=cycles, multiplies=counts["multiplies"],
+               gated_lane_steps=actions.gated, idle_lane_cycles=actions.idle,
+               stream_bits=stream, edp_pj_cycles=round(out["total"] * cycles, 1),
+               pj_per_multiply=round(out["total"] / counts["multiplies"], 4)
+               if counts["multiplies"] else None)
     return out
 
 
-def _energy(plan, layers) -> dict:
+def _energy(plan, layers, sim) -> dict:
     """Per layer and in all: energy of the design and of its dense twin on the same GEMM
     (the twin computes W @ A exactly, in ceil(K / multipliers) steps per tile), and EDP.
 
-    Counts are the golden model's: multiplies = nonzeros of the streamed weights (of every
-    TASD term) x PE columns x column tiles; every other lane-step is gated."""
+    The design's counts are the testbench's (``ACTIONS``: beats, tiles and PE steps taken,
+    nonzero weight values decoded from the accepted beats, each multiplied in every PE of
+    its row) and its measured cycles; without a simulation, the golden model's. Both are
+    kept, and whether they agree. Every lane-step without a nonzero weight is gated."""
     c, table = plan.config, plan.energy_table
     twin = c.dense_twin()
     macs = twin.pattern.slots
+    measured = sim.layer_actions if sim is not None else []
     rows = []
-    for layer, v in zip(plan.layers, layers):
+    for i, (layer, v) in enumerate(zip(plan.layers, layers)):
         tile_cols = -(-v.n // c.cols)
-        nonzeros = sum(int(np.count_nonzero(w)) for w, _ in layer.segments)
-        design = _run_energy(c, v.steps, v.beats, v.tiles, nonzeros * c.cols * tile_cols, table)
+        nonzeros = sum(int(np.count_nonzero(w)) for w, _ in layer.segments) * tile_cols
+        golden = {"beats": v.beats, "tiles": v.tiles, "steps": v.steps, "nonzero": nonzeros}
+        counted = None
+        if i < len(measured):
+            counted = {"beats": measured[i]["wbeats"], "tiles": measured[i]["tiles"],
+                       "steps": measured[i]["steps"], "nonzero": measured[i]["nonzero"]}
+        use = counted or golden
+        cycles = max(use["steps"], sim.layer_cycles[i]) if counted and i < len(
+            sim.layer_cycles) else use["steps"]
+        design = _run_energy(c, dict(use, multiplies=use["nonzero"] * c.cols), cycles, table)
         dense_steps = v.tiles * -(-v.k // macs)
-        dense = _run_energy(twin, dense_steps, dense_steps, v.tiles,
-                            int(np.count_nonzero(layer.W)) * c.cols * tile_cols, table)
-        rows.append({"design": design, "dense_twin": dense,
+        dense_counts = {"beats": dense_steps, "tiles": v.tiles, "steps": dense_steps,
+                        "multiplies": int(np.count_nonzero(layer.W)) * tile_cols * c.cols}
+        dense = _run_energy(twin, dense_counts, dense_steps, table)
+        rows.append({"counts": "rtl" if counted else "golden",
+                     "rtl_counts_match_golden": counted == golden if counted else None,
+                     "design": design, "dense_twin": dense,
                      "energy_ratio": _ratio(design["total"], dense["total"]),
                      "edp_ratio": _ratio(design["edp_pj_cycles"], dense["edp_pj_cycles"])})
     total = {}
     for who in ("design", "dense_twin"):
         keys = ("multipliers", "selectors", "registers", "accumulate", "stream_io", "total",
-                "steps", "multiplies")
+                "steps", "cycles", "multiplies")
         total[who] = {k: round(sum(r[who][k] for r in rows), 3) for k in keys}
-        total[who]["edp_pj_cycles"] = round(total[who]["total"] * total[who]["steps"], 1)
+        total[who]["edp_pj_cycles"] = round(total[who]["total"] * total[who]["cycles"], 1)
     total["energy_ratio"] = _ratio(total["design"]["total"], total["dense_twin"]["total"])
     total["edp_ratio"] = _ratio(total["design"]["edp_pj_cycles"],
                                 total["dense_twin"]["edp_pj_cycles"])
     return {"table": {"name": table.name, "source": table.source,
                       "technology_nm": table.technology_nm},
+            "counts": "rtl" if measured else "golden",
+            "rtl_counts_match_golden": all(r["rtl_counts_match_golden"] for r in rows)
+            if measured else None,
             "layers": rows, "total": total}
 
 
@@ -138,7 +159,7 @@ def _flex_report(plan, layers, sim, area) -> dict:
                    "bits_per_element": round(float(p.bits_per_element(c.width)), 4)}
                   for m, p in enumerate(c.modes.modes)],
         "layers": _layer_rows(plan, layers, sim),
-        "energy": _energy(plan, layers),
+        "energy": _energy(plan, layers, sim),
     }
     for mode in report["modes"]:                  # what the testbench ran in each mode
         ran = [l for l in report["layers"] if l["mode"] == mode["pattern"]]
@@ -223,7 +244,7 @@ def build_report(plan, layers, sim, area) -> dict:
                  "padded_k": plan.layers[0].padded_k,
                  "tiles": vectors.tiles, "steps": vectors.steps},
         "layers": _layer_rows(plan, layers, sim),
-        "energy": _energy(plan, layers),
+        "energy": _energy(plan, layers, sim),
     }
     if sim is not None:
         report["testbench"] = {
@@ -351,28 +372,35 @@ def _layers_md(r) -> list[str]:
 def _energy_md(r) -> list[str]:
     e, t = r["energy"], r["energy"]["total"]
     parts = ("multipliers", "selectors", "registers", "accumulate", "stream_io")
+    source = ("counted by the testbench on the RTL's streams (beats, tiles, PE steps, "
+              "nonzero weight values), " + ("equal to the golden model's counts"
+                                            if e["rtl_counts_match_golden"] else
+                                            "**differing from the golden model's counts**")
+              if e["counts"] == "rtl" else "the golden model's (not simulated)")
     md = ["## Energy and EDP", "",
-          f"Actions of the run (golden-model counts: nonzero weights multiplied, every other "
-          f"lane-step gated; selectors, pipeline registers and adders on every PE step; "
-          f"stream bits) priced by `{e['table']['name']}` ({e['table']['technology_nm']:g} "
-          f"nm): {e['table']['source']} The dense twin runs the same GEMM exactly, in "
-          f"ceil(K / multipliers) steps per tile. EDP = energy x steps (no stalls).", ""]
+          f"Actions of the run, {source}: every nonzero weight value multiplied in each PE of "
+          f"its row, every other lane-step gated, lane-cycles without a step idle (gated); "
+          f"selectors, pipeline registers and adders on every PE step; stream bits. Priced "
+          f"by `{e['table']['name']}` ({e['table']['technology_nm']:g} nm): "
+          f"{e['table']['source']} The dense twin runs the same GEMM exactly, in "
+          f"ceil(K / multipliers) steps per tile, without stalls. EDP = energy x cycles "
+          f"(measured; the pipeline's fill left out).", ""]
     md += _table(["", "design", "dense twin", "ratio"],
                  [[k.replace("_", " ") + " (pJ)", _fmt(t["design"][k], 1),
                    _fmt(t["dense_twin"][k], 1),
                    _fmt(_ratio(t["design"][k], t["dense_twin"][k]), 3)] for k in parts]
                  + [["**total (pJ)**", _fmt(t["design"]["total"], 1),
                      _fmt(t["dense_twin"]["total"], 1), _fmt(t["energy_ratio"], 3)],
-                    ["steps", _fmt(t["design"]["steps"]), _fmt(t["dense_twin"]["steps"]),
-                     _fmt(_ratio(t["design"]["steps"], t["dense_twin"]["steps"]), 3)],
+                    ["cycles", _fmt(t["design"]["cycles"]), _fmt(t["dense_twin"]["cycles"]),
+                     _fmt(_ratio(t["design"]["cycles"], t["dense_twin"]["cycles"]), 3)],
                     ["**EDP (pJ x cycles)**", _fmt(t["design"]["edp_pj_cycles"], 0),
                      _fmt(t["dense_twin"]["edp_pj_cycles"], 0), _fmt(t["edp_ratio"], 3)]])
     if len(e["layers"]) > 1:
         md += ["", "Per layer:", ""]
-        md += _table(["layer", "mode", "energy (pJ)", "pJ per multiply", "steps",
+        md += _table(["layer", "mode", "energy (pJ)", "pJ per multiply", "cycles",
                       "energy vs dense twin", "EDP vs dense twin"],
                      [[i, f"`{l['mode']}`", _fmt(x["design"]["total"], 1),
-                       _fmt(x["design"]["pj_per_multiply"], 3), x["design"]["steps"],
+                       _fmt(x["design"]["pj_per_multiply"], 3), x["design"]["cycles"],
                        _fmt(x["energy_ratio"], 3), _fmt(x["edp_ratio"], 3)]
                       for i, (l, x) in enumerate(zip(r["layers"], e["layers"]))])
     return md + [""]

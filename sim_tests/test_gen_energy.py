@@ -69,3 +69,27 @@ def test_flexible_build_reports_energy_per_layer(tmp_path):
     by_mode = {l["mode"]: x["design"] for l, x in zip(rep["layers"], layers)}
     assert by_mode["4:6,1:4"]["total"] < by_mode["4:6,2:4"]["total"]
     assert by_mode["4:6,1:4"]["steps"] < by_mode["4:6,2:4"]["steps"]
+
+
+def test_counts_come_from_the_rtl_and_agree_with_the_golden_model(tmp_path):
+    """Simulated, the energy is priced from the testbench's ACTIONS counts (a TASD layer's
+    terms included) and its measured cycles; stalls add idle lane-cycles, not multiplies."""
+    out = tmp_path / "o"
+    r = genkit.gen("--ranks", "4:4|4:6,2:4|1:4", "--rows", 2, "--cols", 2, "--no-synth",
+                   "--out", out, "--tasd", "4:4,2:4+4:6,1:4", "--tasd", "4:6,2:4",
+                   "--stalls", 7)
+    assert r.returncode == 0, r.stderr
+    rep = report(out)
+    e = rep["energy"]
+    assert e["counts"] == "rtl" and e["rtl_counts_match_golden"] is True
+    for layer, x in zip(rep["layers"], e["layers"]):
+        assert x["design"]["cycles"] >= layer["steps"] == x["design"]["steps"]
+    assert sum(x["design"]["idle_lane_cycles"] for x in e["layers"]) > 0     # stalls
+    unstalled = tmp_path / "u"
+    assert genkit.gen("--ranks", "4:4|4:6,2:4|1:4", "--rows", 2, "--cols", 2, "--no-synth",
+                      "--out", unstalled, "--tasd", "4:4,2:4+4:6,1:4", "--tasd",
+                      "4:6,2:4").returncode == 0
+    calm = report(unstalled)["energy"]["total"]["design"]
+    assert calm["multiplies"] == e["total"]["design"]["multiplies"]
+    assert calm["total"] < e["total"]["design"]["total"]
+    assert calm["cycles"] == calm["steps"]
