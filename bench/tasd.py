@@ -90,6 +90,7 @@ class GenLayer:
 class GenResult:
     zs: list[np.ndarray]
     layers: list[dict]         # report.json "layers"
+    energy: list[dict]         # report.json "energy" "layers": design and dense twin, pJ
 
 
 @contextlib.contextmanager
@@ -135,7 +136,7 @@ def run_gen(layers: list[GenLayer], work: Path, jobs: int, max_error: float | No
     if at != flat.size or len(report["layers"]) != len(layers):
         raise GenFailed(f"z_out.txt holds {flat.size} values for {at} expected "
                         f"(log: {work / 'gen.log'})")
-    return GenResult(zs, report["layers"])
+    return GenResult(zs, report["layers"], report["energy"]["layers"])
 
 
 # -- part 1: the digits MLP ------------------------------------------------------------------------
@@ -178,6 +179,7 @@ def run_mlp(mlp: workloads.MLP, configs: list[MLPConfig], X: np.ndarray, y: np.n
     acts = {(): A0}
     cycles = {c.name: [] for c in configs}
     steps = {c.name: [] for c in configs}
+    energy = {c.name: [] for c in configs}
     final = {}
     for l, layer in enumerate(mlp.layers):
         prefixes = list(dict.fromkeys(c.specs[:l + 1] for c in configs))
@@ -186,7 +188,7 @@ def run_mlp(mlp: workloads.MLP, configs: list[MLPConfig], X: np.ndarray, y: np.n
         progress(f"MLP layer {layer.name} ({layer.W.shape[0]}x{layer.W.shape[1]}, N={len(y)}): "
                  f"{len(gl)} decompositions in one gen run")
         r = run_gen(gl, work / f"mlp_{layer.name}", jobs, sim=sim)
-        for p, g, z, rep in zip(prefixes, gl, r.zs, r.layers):
+        for p, g, z, rep, e in zip(prefixes, gl, r.zs, r.layers, r.energy):
             golden = results[p].approximation() @ g.A
             if not np.array_equal(z, golden):
                 bad = np.argwhere(z != golden)[0]
@@ -202,6 +204,7 @@ def run_mlp(mlp: workloads.MLP, configs: list[MLPConfig], X: np.ndarray, y: np.n
                 if c.specs[:l + 1] == p:
                     cycles[c.name].append(rep["cycles"])
                     steps[c.name].append(rep["steps"])
+                    energy[c.name].append(e["design"]["total"])
     rows = []
     for c in configs:
         rtl = workloads.accuracy(final[c.specs], y)
@@ -216,10 +219,14 @@ def run_mlp(mlp: workloads.MLP, configs: list[MLPConfig], X: np.ndarray, y: np.n
                      "specs": list(c.specs), "errors": [r.error for r in c.results],
                      "cycles_per_layer": cycles[c.name], "steps_per_layer": steps[c.name],
                      "cycles": sum(cycles[c.name]), "steps": sum(steps[c.name]),
+                     "energy_pj": sum(energy[c.name]),
+                     "edp": sum(energy[c.name]) * sum(cycles[c.name]),
                      "accuracy": rtl, "golden_accuracy": golden, "val_accuracy": val})
     dense = next(r for r in rows if r["kind"] == "dense")
     for r in rows:
         r["speedup"] = dense["cycles"] / r["cycles"]
+        r["energy_vs_dense"] = r["energy_pj"] / dense["energy_pj"]
+        r["edp_vs_dense"] = r["edp"] / dense["edp"]
         r["delta_points"] = 100 * (r["accuracy"] - dense["accuracy"])
     return rows
 
@@ -397,11 +404,12 @@ def _write(args, mlp, rows, grids, per_kind, rtl, quick) -> None:
               f"accuracy from the RTL on {n_test} test images",
               ["configuration", "kind", f"decomposition ({' / '.join(names)})",
                f"rel. error ({' / '.join(names)})", "cycles (RTL)", "speed-up vs dense",
-               "test accuracy % (RTL)", "delta vs dense (points)", "validation accuracy % (golden)"],
+               "test accuracy % (RTL)", "delta vs dense (points)", "validation accuracy % (golden)",
+               "energy vs dense", "EDP vs dense"],
               [[r["name"], r["kind"], _fmt_specs(r["specs"]),
                 " / ".join(f"{e:.3f}" for e in r["errors"]), r["cycles"], r["speedup"],
                 f"{100 * r['accuracy']:.2f}", f"{r['delta_points']:+.2f}",
-                f"{100 * r['val_accuracy']:.2f}"]
+                f"{100 * r['val_accuracy']:.2f}", r["energy_vs_dense"], r["edp_vs_dense"]]
                for r in rows], args.command, _mlp_notes(rows, targets, dense, n_test))
     t.rows = _rounded(t.rows)                         # 6 decimals in the CSV
     write_outputs(t, out, args.machine)
@@ -496,6 +504,10 @@ def _mlp_notes(rows, targets, dense, n_test) -> list[str]:
                      f"slower and faster): {near}.")
     notes.append("TASD configurations meeting the target on the test set: "
                  + (", ".join(targets["meeting_on_test"]) or "none") + ".")
+    notes.append("Energy: each layer's, as `python -m gen` reports it (actions counted by the "
+                 "testbench on the RTL, priced by hss/energy_aladdin_40nm.json), summed over the "
+                 "network; EDP = energy x cycles; both relative to dense (`python -m bench edp` "
+                 "plots accuracy against EDP).")
     return notes
 
 
