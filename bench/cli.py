@@ -1,4 +1,4 @@
-"""``python -m bench {tax,cycles,flex,scale,sim,tasd,fuzz,all} [--quick] [--fmax] [--jobs N] [--out DIR]``.
+"""``python -m bench {tax,cycles,flex,scale,sim,tasd,edp,fuzz,all} [--quick] [--fmax] [--jobs N] [--out DIR]``.
 
 Each benchmark prints its table and writes CSV, Markdown and (where a picture helps) a PNG
 under ``--out`` (default bench/results). Ratios are measured within one run.
@@ -18,7 +18,7 @@ from gen.plan import cores
 
 from .common import RESULTS, machine
 
-BENCHMARKS = ("tax", "cycles", "flex", "scale", "sim", "tasd")
+BENCHMARKS = ("tax", "cycles", "flex", "scale", "sim", "tasd", "edp")
 
 
 def build_parser() -> argparse.ArgumentParser:

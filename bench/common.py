@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["RESULTS", "machine", "Table", "write_outputs", "Measured", "measure_child",
-           "fit_exponent", "progress"]
+           "fit_exponent", "progress", "GenFailed", "run_gen"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -149,3 +149,29 @@ def fit_exponent(xs, ys) -> float | None:
     my = sum(p[1] for p in pts) / len(pts)
     den = sum((p[0] - mx) ** 2 for p in pts)
     return sum((p[0] - mx) * (p[1] - my) for p in pts) / den if den else None
+
+
+class GenFailed(RuntimeError):
+    """``python -m gen`` did not pass: the message names the exit code and the log kept."""
+
+
+def run_gen(args: list, out: Path, log: Path) -> dict:
+    """``python -m gen ARGS --out OUT --force`` in a child process, from the repository root;
+    its report.json. The output is written to ``log``; a run that does not pass raises
+    GenFailed naming its last line."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    argv = [sys.executable, "-m", "gen", *map(str, args), "--out", str(out), "--force",
+            "--progress-interval", "0"]
+    r = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(r.stdout + r.stderr)
+    if r.returncode != 0:
+        what = {1: "FAILED (wrong results or a tool failed)", 2: "refused its input"}.get(
+            r.returncode, f"exited {r.returncode}")
+        last = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or [""]
+        raise GenFailed(f"python -m gen {what}: {last[0]} (log: {log})")
+    import json
+    return json.loads((out / "report.json").read_text())

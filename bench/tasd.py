@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -37,7 +35,7 @@ import hss
 from hss import tasd
 
 from . import workloads
-from .common import Table, progress, write_outputs
+from .common import GenFailed, Table, progress, run_gen as _run_gen, write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
@@ -75,10 +73,6 @@ def dense_steps(k: int) -> int:
 
 
 # -- running layers through the RTL --------------------------------------------------------------
-class GenFailed(RuntimeError):
-    """``python -m gen`` did not pass: the message names the exit code and the output kept."""
-
-
 @dataclass
 class GenLayer:
     W: np.ndarray
@@ -106,9 +100,8 @@ def run_gen(layers: list[GenLayer], work: Path, jobs: int, max_error: float | No
     """Every layer back to back in one ``python -m gen`` run on HighLight's flexible build:
     Z of each layer from ``tb/z_out.txt``, the rest from ``report.json``."""
     work.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "gen", "--ranks", HIGHLIGHT, "--rows", SIDE, "--cols", SIDE,
-            "--no-synth", "--sim", sim, "--out", work / "out", "--force", "--jobs", jobs,
-            "--progress-interval", 0]
+    argv = ["--ranks", HIGHLIGHT, "--rows", SIDE, "--cols", SIDE, "--no-synth", "--sim", sim,
+            "--jobs", jobs]
     for i, layer in enumerate(layers):
         np.save(work / f"W{i}.npy", np.asarray(layer.W, np.int64))
         np.save(work / f"A{i}.npy", np.asarray(layer.A, np.int64))
@@ -116,17 +109,7 @@ def run_gen(layers: list[GenLayer], work: Path, jobs: int, max_error: float | No
                  "--tasd", layer.spec]
     if max_error is not None:
         argv += ["--max-error", max_error]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    r = subprocess.run([str(a) for a in argv], cwd=ROOT, env=env, capture_output=True,
-                       text=True, stdin=subprocess.DEVNULL)
-    (work / "gen.log").write_text(r.stdout + r.stderr)
-    if r.returncode != 0:
-        what = {1: "FAILED (wrong results or a tool failed)", 2: "refused its input"}.get(
-            r.returncode, f"exited {r.returncode}")
-        last = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or [""]
-        raise GenFailed(f"python -m gen {what}: {last[0]} (log: {work / 'gen.log'})")
-    report = json.loads((work / "out" / "report.json").read_text())
+    report = _run_gen(argv, work / "out", work / "gen.log")
     flat = np.array((work / "out" / "tb" / "z_out.txt").read_text().split(), np.int64)
     zs, at = [], 0
     for layer in layers:

@@ -1,0 +1,194 @@
+"""Energy-delay product against dense, as HighLight judges accelerators (issue 11).
+
+Part 1, sparsity degrees: HighLight's 12 (density 1 .. 1/7) on 4x4 PEs, int8, a GEMM of
+M = 8, K = 1680 (a multiple of every group size of the set), N = 8 with random weights
+conforming to the degree. Per degree: the flexible build (every degree one layer of one
+run, in its mode), the fixed HSS build of that degree, and the naive one-rank G:H build of
+the same density with 8 multipliers (``8:8/d``); plus 2:4 (2 multipliers per PE). Energy and
+cycles come from ``python -m gen``'s report: actions counted by the testbench on the RTL,
+measured cycles, priced by ``hss/energy_aladdin_40nm.json``; each design is compared with
+its dense twin on the same GEMM (the flexible and naive builds' twin is 8:8, a fixed
+build's ``prod(G):prod(G)``). The geomean of the EDP ratios over the 12 degrees is
+HighLight's way of summarizing.
+
+Part 2, a cross-check that trusts no energy table: the gate-level netlist (synth/cells.lib)
+of small designs simulated under the same testbench with every toggle counted
+(``synth.toggle``), against this model's estimate of the same run.
+
+Part 3, the digits MLP of ``bench tasd`` (every configuration through the RTL): accuracy
+against EDP.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import hss
+
+from .common import Table, progress, run_gen, write_outputs
+
+HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
+SIDE = 4
+SHAPE = "8,1680,8"
+SHAPE_QUICK = "4,336,4"
+EDP_TARGET = 0.4            # at 4:6,2:4, EDP <= 0.4x the dense twin
+
+
+def naive(pattern: hss.Pattern) -> str:
+    """The one-rank G:H of the same density with 8 multipliers: ``8:8/d``."""
+    h = 8 / pattern.density
+    if h != int(h):
+        raise ValueError(f"{pattern}: 8/density is not an integer")
+    return f"8:{int(h)}"
+
+
+def _energy_row(design: str, kind: str, density, layer: dict, energy: dict) -> dict:
+    d, t = energy["design"], energy["dense_twin"]
+    return {"design": design, "kind": kind, "density": float(density),
+            "density_text": str(density), "cycles": d["cycles"],
+            "dense_cycles": t["cycles"], "energy_pj": d["total"], "dense_energy_pj": t["total"],
+            "energy_ratio": energy["energy_ratio"], "edp_ratio": energy["edp_ratio"],
+            "pj_per_multiply": d["pj_per_multiply"],
+            "selectors_share": d["selectors"] / d["total"] if d["total"] else 0.0,
+            "rtl_counts": energy["counts"] == "rtl" and energy["rtl_counts_match_golden"]}
+
+
+def degrees(work: Path, jobs: int, quick: bool) -> list[dict]:
+    """Part 1: one gen run per fixed and naive design, one for the flexible build."""
+    modes = hss.ModeSet.parse(HIGHLIGHT).modes
+    if quick:
+        modes = tuple(p for p in modes if str(p) in ("4:4,4:4", "4:6,2:4", "4:7,1:4"))
+    shape = SHAPE_QUICK if quick else SHAPE
+    base = ["--rows", SIDE, "--cols", SIDE, "--no-synth", "--shape", shape, "--jobs", 1]
+    runs = {"flexible": (["--ranks", HIGHLIGHT, *base]
+                         + [x for p in modes for x in ("--mode", str(p))])}
+    for p in modes:
+        runs[f"fixed {p}"] = ["--ranks", str(p), *base]
+        if not p.rank(0).dense or not p.rank(1).dense:
+            runs[f"naive {naive(p)}"] = ["--ranks", naive(p), *base]
+    runs["2:4"] = ["--ranks", "2:4", *base]
+    progress(f"{len(runs)} gen runs (Verilator, {shape.replace(',', 'x')} GEMMs)")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {name: pool.submit(run_gen, argv, work / _safe(name) / "out",
+                                     work / _safe(name) / "gen.log")
+                   for name, argv in runs.items()}
+        reports = {name: f.result() for name, f in futures.items()}
+    rows = []
+    flex = reports["flexible"]
+    for p, layer, energy in zip(modes, flex["layers"], flex["energy"]["layers"]):
+        rows.append(_energy_row(f"flexible in {p}", "flexible", p.density, layer, energy))
+    for name, rep in reports.items():
+        if name == "flexible":
+            continue
+        p = hss.Pattern.parse(rep["pattern"])
+        kind = name.split()[0] if " " in name else "2:4"
+        rows.append(_energy_row(name, kind, p.density, rep["layers"][0],
+                                rep["energy"]["layers"][0]))
+    return rows
+
+
+def _safe(name: str) -> str:
+    return name.replace(" ", "_").replace(":", "-").replace(",", "_")
+
+
+def geomean(xs) -> float:
+    xs = [x for x in xs if x]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def mlp(work: Path, jobs: int, quick: bool) -> list[dict]:
+    """Part 3: bench tasd's MLP configurations through the RTL, with their energy."""
+    from . import tasd, workloads
+    model = workloads.digits_mlp()
+    X, y = model.X_test, model.y_test
+    if quick:
+        X, y = X[:tasd.MLP_QUICK_TEST], y[:tasd.MLP_QUICK_TEST]
+    configs = tasd.mlp_configs(model, quick)
+    return tasd.run_mlp(model, configs, X, y, work / "mlp", jobs)
+
+
+def run(args) -> int:
+    quick = args.quick
+    with tempfile.TemporaryDirectory(prefix="bench-edp-") as tmp:
+        work = Path(tmp)
+        rows = degrees(work, args.jobs, quick)
+        mlp_rows = mlp(work, args.jobs, quick)
+    _write(args, rows, mlp_rows)
+    return 0
+
+
+def _write(args, rows, mlp_rows) -> None:
+    out = args.out
+    kinds = ("flexible", "fixed", "naive", "2:4")
+    notes = []
+    for kind in kinds[:3]:
+        ks = [r for r in rows if r["kind"] == kind]
+        if ks:
+            notes.append(f"{kind}: geomean EDP ratio vs dense over {len(ks)} degrees "
+                         f"{geomean(r['edp_ratio'] for r in ks):.3f}, energy ratio "
+                         f"{geomean(r['energy_ratio'] for r in ks):.3f}.")
+    target = next((r for r in rows if r["design"] == "fixed 4:6,2:4"), None)
+    if target:
+        notes.append(f"Target (EDP <= {EDP_TARGET}x the dense twin at 4:6,2:4, random "
+                     f"conforming weights): {target['edp_ratio']:.3f}x: "
+                     f"**{'met' if target['edp_ratio'] <= EDP_TARGET else 'not met'}**.")
+    notes.append("Every row's counts come from the testbench (ACTIONS lines) and equal the "
+                 "golden model's: " + ("yes" if all(r["rtl_counts"] for r in rows) else "NO")
+                 + ". EDP = energy x cycles, without the pipeline's fill.")
+    t = Table("edp", "EDP vs dense on HighLight's 12 degrees (4x4 PEs, int8, random "
+              "conforming weights)",
+              ["design", "kind", "density", "cycles", "dense twin cycles", "energy (pJ)",
+               "dense twin energy (pJ)", "energy ratio", "EDP ratio", "pJ per multiply",
+               "selector share"],
+              [[r["design"], r["kind"], r["density_text"], r["cycles"], r["dense_cycles"],
+                r["energy_pj"], r["dense_energy_pj"], r["energy_ratio"], r["edp_ratio"],
+                r["pj_per_multiply"], r["selectors_share"]] for r in rows],
+              args.command, notes)
+    write_outputs(t, out, args.machine)
+    dense = next(r for r in mlp_rows if r["kind"] == "dense")
+    t = Table("edp_mlp", "Digits MLP (bench tasd's configurations, through the RTL): accuracy "
+              "vs energy and EDP",
+              ["configuration", "kind", "cycles", "energy (pJ)", "energy vs dense",
+               "EDP vs dense", "test accuracy %", "delta vs dense (points)"],
+              [[r["name"], r["kind"], r["cycles"], r["energy_pj"], r["energy_vs_dense"],
+                r["edp_vs_dense"], f"{100 * r['accuracy']:.2f}", f"{r['delta_points']:+.2f}"]
+               for r in mlp_rows], args.command,
+              [f"Dense: {100 * dense['accuracy']:.2f} %, {dense['energy_pj']:,.0f} pJ for the "
+               f"test set."])
+    write_outputs(t, out, args.machine)
+    _plot(rows, mlp_rows, out / "edp.png")
+
+
+def _plot(rows, mlp_rows, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
+    style = {"flexible": ("o", "tab:blue"), "fixed": ("s", "tab:green"),
+             "naive": ("^", "tab:red"), "2:4": ("D", "tab:purple")}
+    for kind, (marker, color) in style.items():
+        ks = sorted((r for r in rows if r["kind"] == kind), key=lambda r: r["density"])
+        if ks:
+            a.plot([r["density"] for r in ks], [r["edp_ratio"] for r in ks], marker=marker,
+                   color=color, label=kind, linestyle="-" if len(ks) > 1 else "none")
+    a.axhline(1, color="gray", lw=0.8)
+    a.set(xlabel="density", ylabel="EDP / dense twin's EDP", yscale="log",
+          title="EDP vs dense per sparsity degree")
+    a.grid(alpha=0.3)
+    a.legend()
+    style = {"dense": ("*", "black"), "prune": ("o", "tab:red"), "tasd": ("s", "tab:blue"),
+             "choose": ("^", "tab:green")}
+    for kind, (marker, color) in style.items():
+        ks = [r for r in mlp_rows if r["kind"] == kind]
+        b.scatter([r["edp_vs_dense"] for r in ks], [100 * r["accuracy"] for r in ks],
+                  marker=marker, color=color, label=kind, s=60 if kind == "dense" else 30)
+    b.set(xlabel="EDP / dense EDP", ylabel="test accuracy % (from the RTL)", xscale="log",
+          title="Digits MLP: accuracy vs EDP")
+    b.grid(alpha=0.3)
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
