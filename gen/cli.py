@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--tasd auto: most terms tried (default 2, at most 3)")
     p.add_argument("--energy-table", default=None, metavar="FILE.json",
                    help="energy per action for the report's energy and EDP (default: "
-                        "hss/energy_aladdin_40nm.json, Aladdin's 40 nm components as "
-                        "published in Accelergy's hwcomponents-library)")
+                        "hss/energy_45nm.json: Horowitz's 45 nm multiply and add, Aladdin's "
+                        "register and mux bits; hss/energy_aladdin_40nm.json takes every "
+                        "component from Aladdin)")
     p.add_argument("--sim", choices=SIMULATORS, default="verilator",
                    help="simulator of the testbench (default verilator)")
     p.add_argument("--no-synth", dest="synth", action="store_false",

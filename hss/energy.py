@@ -2,8 +2,10 @@
 
 The table holds each component's energy at a reference width and how it scales with width,
 the way Accelergy's Aladdin models scale (a multiplier quadratically, adders, registers and
-muxes linearly). The default, ``energy_aladdin_40nm.json``, names its sources; a user's table
-is a JSON file of the same shape (``EnergyTable.load``).
+muxes linearly). The default, ``energy_45nm.json``, is at 45 nm (Horowitz's ISSCC 2014
+multiply and add, Aladdin's register and mux bits); ``energy_aladdin_40nm.json`` takes every
+component from Aladdin. Each names its sources; a user's table is a JSON file of the same
+shape (``EnergyTable.load``).
 
 ``ActionCounts`` is what one run did, in units the table prices: multiplies with a nonzero
 weight, lane-steps gated because the weight slot is zero, lane-cycles with no step at all
@@ -21,9 +23,12 @@ from pathlib import Path
 from .errors import HSSError
 
 __all__ = ["EnergyError", "EnergyTable", "PEShape", "ActionCounts", "EnergyBreakdown",
-           "energy", "DEFAULT_TABLE"]
+           "energy", "DEFAULT_TABLE", "ALADDIN_TABLE"]
 
-DEFAULT_TABLE = Path(__file__).with_name("energy_aladdin_40nm.json")
+DEFAULT_TABLE = Path(__file__).with_name("energy_45nm.json")
+#: The alternative table: Aladdin's 40 nm components throughout (a multiplier about 4x
+#: Horowitz's at int8).
+ALADDIN_TABLE = Path(__file__).with_name("energy_aladdin_40nm.json")
 ACTIONS = ("multiply", "gated_multiply", "add", "register_bit", "mux2_bit", "stream_bit")
 SCALES = {"linear": 1, "quadratic": 2}
 

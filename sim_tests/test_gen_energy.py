@@ -28,7 +28,7 @@ def test_hss_beats_its_dense_twin_on_edp(tmp_path):
     assert t["design"]["multiplies"] == t["dense_twin"]["multiplies"]   # same nonzeros
     assert t["edp_ratio"] <= 0.4 and t["energy_ratio"] < 1
     assert t["design"]["selectors"] > 0 == t["dense_twin"]["selectors"]
-    assert e["table"]["name"] == "aladdin-40nm"
+    assert e["table"]["name"] == "horowitz-45nm"
     assert "EDP" in r.stdout and "## Energy and EDP" in (tmp_path / "o" / "report.md").read_text()
 
 

@@ -6,18 +6,26 @@ import pytest
 
 from hdl import AcceleratorConfig
 from hdl.config import FlexConfig
-from hss.energy import (DEFAULT_TABLE, ActionCounts, EnergyError, EnergyTable, PEShape,
-                        energy)
+from hss.energy import (ALADDIN_TABLE, DEFAULT_TABLE, ActionCounts, EnergyError, EnergyTable,
+                        PEShape, energy)
 
 
-def test_default_table_prices_aladdin_components_by_width():
+def test_default_table_is_45nm_and_scales_by_width():
     t = EnergyTable.load()
+    assert t.name == "horowitz-45nm" and "Horowitz" in t.source and t.technology_nm == 45
+    assert t.pj("multiply", 8) == pytest.approx(0.2)
+    assert t.pj("multiply", 32) == pytest.approx(3.2)      # quadratic (Horowitz: 3.1 pJ)
+    assert t.pj("add", 32) == pytest.approx(0.12)          # linear (Horowitz: 0.1 pJ)
+    assert t.pj("register_bit") == pytest.approx(0.009)
+    assert t.pj("gated_multiply", 8) < t.pj("multiply", 8) / 5
+
+
+def test_aladdin_table_prices_aladdin_components_by_width():
+    t = EnergyTable.load(ALADDIN_TABLE)
     assert t.name == "aladdin-40nm" and "Aladdin" in t.source and t.technology_nm == 40
     assert t.pj("multiply", 32) == pytest.approx(12.68)
     assert t.pj("multiply", 8) == pytest.approx(12.68 / 16)        # quadratic in width
     assert t.pj("add", 16) == pytest.approx(0.105)                  # linear in width
-    assert t.pj("register_bit") == pytest.approx(0.009)
-    assert t.pj("gated_multiply", 8) < t.pj("multiply", 8) / 10
 
 
 def _table(**change):
