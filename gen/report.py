@@ -68,11 +68,13 @@ def _run_energy(config, counts: dict, cycles: int, table) -> dict:
     actions = ActionCounts.of_run(pe, config.rows * config.cols, counts["steps"], cycles,
                                   counts["multiplies"], stream)
     out = {k: round(v, 3) for k, v in energy(actions, pe, table).as_dict().items()}
-    out.update(steps=counts["steps"], cycles=cycles, multiplies=counts["multiplies"],
+    out.update(steps=counts["steps"], cycles=cycles, tiles=counts["tiles"],
+               multiplies=counts["multiplies"],
                gated_lane_steps=actions.gated, idle_lane_cycles=actions.idle,
                stream_bits=stream, edp_pj_cycles=round(out["total"] * cycles, 1),
                pj_per_multiply=round(out["total"] / counts["multiplies"], 4)
-               if counts["multiplies"] else None)
+               if counts["multiplies"] else None,
+               pj_per_tile=round(out["total"] / counts["tiles"], 3) if counts["tiles"] else None)
     return out
 
 
@@ -112,9 +114,13 @@ def _energy(plan, layers, sim) -> dict:
                      "edp_ratio": _ratio(design["edp_pj_cycles"], dense["edp_pj_cycles"])})
     total = {}
     for who in ("design", "dense_twin"):
-        keys = ("multipliers", "selectors", "registers", "accumulate", "stream_io", "total",
-                "steps", "cycles", "multiplies")
+        levels = [k for k in rows[0][who] if k.startswith("selectors ")]
+        keys = ("multipliers", "selectors", *levels, "registers", "accumulate", "stream_io",
+                "total", "steps", "cycles", "tiles", "multiplies")
         total[who] = {k: round(sum(r[who][k] for r in rows), 3) for k in keys}
+        for per in ("tile", "multiply"):
+            n = total[who][f"{per}s" if per == "tile" else "multiplies"]
+            total[who][f"pj_per_{per}"] = round(total[who]["total"] / n, 4) if n else None
         total[who]["edp_pj_cycles"] = round(total[who]["total"] * total[who]["cycles"], 1)
     total["energy_ratio"] = _ratio(total["design"]["total"], total["dense_twin"]["total"])
     total["edp_ratio"] = _ratio(total["design"]["edp_pj_cycles"],
@@ -371,7 +377,8 @@ def _layers_md(r) -> list[str]:
 
 def _energy_md(r) -> list[str]:
     e, t = r["energy"], r["energy"]["total"]
-    parts = ("multipliers", "selectors", "registers", "accumulate", "stream_io")
+    levels = [k for k in t["design"] if k.startswith("selectors ")]
+    parts = ("multipliers", "selectors", *levels, "registers", "accumulate", "stream_io")
     source = ("counted by the testbench on the RTL's streams (beats, tiles, PE steps, "
               "nonzero weight values), " + ("equal to the golden model's counts"
                                             if e["rtl_counts_match_golden"] else
@@ -386,20 +393,28 @@ def _energy_md(r) -> list[str]:
           f"ceil(K / multipliers) steps per tile, without stalls. EDP = energy x cycles "
           f"(measured; the pipeline's fill left out).", ""]
     md += _table(["", "design", "dense twin", "ratio"],
-                 [[k.replace("_", " ") + " (pJ)", _fmt(t["design"][k], 1),
-                   _fmt(t["dense_twin"][k], 1),
-                   _fmt(_ratio(t["design"][k], t["dense_twin"][k]), 3)] for k in parts]
+                 [[("- " if k in levels else "") + k.replace("_", " ") + " (pJ)",
+                   _fmt(t["design"][k], 1), _fmt(t["dense_twin"].get(k), 1),
+                   _fmt(_ratio(t["design"][k], t["dense_twin"].get(k)), 3)] for k in parts]
                  + [["**total (pJ)**", _fmt(t["design"]["total"], 1),
                      _fmt(t["dense_twin"]["total"], 1), _fmt(t["energy_ratio"], 3)],
+                    ["pJ per tile", _fmt(t["design"]["pj_per_tile"], 1),
+                     _fmt(t["dense_twin"]["pj_per_tile"], 1),
+                     _fmt(_ratio(t["design"]["pj_per_tile"], t["dense_twin"]["pj_per_tile"]), 3)],
+                    ["pJ per multiply (nonzero weight)", _fmt(t["design"]["pj_per_multiply"], 3),
+                     _fmt(t["dense_twin"]["pj_per_multiply"], 3),
+                     _fmt(_ratio(t["design"]["pj_per_multiply"],
+                                 t["dense_twin"]["pj_per_multiply"]), 3)],
                     ["cycles", _fmt(t["design"]["cycles"]), _fmt(t["dense_twin"]["cycles"]),
                      _fmt(_ratio(t["design"]["cycles"], t["dense_twin"]["cycles"]), 3)],
                     ["**EDP (pJ x cycles)**", _fmt(t["design"]["edp_pj_cycles"], 0),
                      _fmt(t["dense_twin"]["edp_pj_cycles"], 0), _fmt(t["edp_ratio"], 3)]])
     if len(e["layers"]) > 1:
         md += ["", "Per layer:", ""]
-        md += _table(["layer", "mode", "energy (pJ)", "pJ per multiply", "cycles",
-                      "energy vs dense twin", "EDP vs dense twin"],
+        md += _table(["layer", "mode", "energy (pJ)", "pJ per tile", "pJ per multiply",
+                      "cycles", "energy vs dense twin", "EDP vs dense twin"],
                      [[i, f"`{l['mode']}`", _fmt(x["design"]["total"], 1),
+                       _fmt(x["design"]["pj_per_tile"], 1),
                        _fmt(x["design"]["pj_per_multiply"], 3), x["design"]["cycles"],
                        _fmt(x["energy_ratio"], 3), _fmt(x["edp_ratio"], 3)]
                       for i, (l, x) in enumerate(zip(r["layers"], e["layers"]))])

@@ -44,7 +44,7 @@ def _default_acc_width(config) -> None:
     _check_int("acc_width", config.acc_width, 2, 128)
 
 
-def _pe_shape(lanes: int, width: int, acc_width: int, mux2_bits: int) -> PEShape:
+def _pe_shape(lanes: int, width: int, acc_width: int, selectors) -> PEShape:
     """What every PE (``hdl.pe``) does per step: registers of the selected weights and
     activations, the products and the tree's sum, the accumulator; the adder tree's adds
     (each level one bit wider) and the accumulator's."""
@@ -53,7 +53,7 @@ def _pe_shape(lanes: int, width: int, acc_width: int, mux2_bits: int) -> PEShape
         adds += [bits + 1] * (level // 2)
         level, bits = -(-level // 2), bits + 1
     registers = 2 * lanes * width + lanes * 2 * width + bits + acc_width
-    return PEShape(lanes, width, mux2_bits, registers, tuple(adds) + (acc_width,))
+    return PEShape(lanes, width, tuple(selectors), registers, tuple(adds) + (acc_width,))
 
 
 class _NumberFormats:
@@ -132,12 +132,14 @@ class AcceleratorConfig(_NumberFormats):
     def pe_shape(self) -> PEShape:
         """Per PE step, for ``hss.energy``: each rank's selectors as 2:1 mux bits (an
         (H-G+1)-input mux per kept block is H-G mux2s per bit; a dense rank is wires)."""
-        p, mux2, selectors = self.pattern, 0, 1
+        p, levels, selectors = self.pattern, [], 1
         for r in reversed(range(p.num_ranks)):
             g, h = p.G[r], p.H[r]
-            mux2 += selectors * g * (h - g) * (p.span(r - 1) if r else 1) * self.width
+            if g != h:
+                levels.append((f"rank {r}", selectors * g * (h - g) * (p.span(r - 1) if r else 1)
+                               * self.width))
             selectors *= g
-        return _pe_shape(p.slots, self.width, self.acc_width, mux2)
+        return _pe_shape(p.slots, self.width, self.acc_width, levels)
 
     @property
     def beat_bits(self) -> int:
@@ -222,7 +224,7 @@ class FlexConfig(_NumberFormats):
         positions: ``n - 1`` mux2s per bit); the row steering and column windows, shared
         by a row or column of PEs, are left out."""
         mux2 = sum(len(c) - 1 for c in self.schedule.candidates) * self.width
-        return _pe_shape(self.macs, self.width, self.acc_width, mux2)
+        return _pe_shape(self.macs, self.width, self.acc_width, [("lane muxes", mux2)])
 
     @property
     def beat_bits(self) -> int:

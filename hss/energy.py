@@ -119,15 +119,20 @@ def _entry(raw, where: str) -> _Entry:
 class PEShape:
     """What one PE does per step, from the hardware's structure.
 
-    ``lanes`` multipliers of ``width`` bits; ``mux2_bits``: its selectors as 2:1 mux bits
-    (an n-input mux of w bits is (n-1)*w of them); ``register_bits`` pipeline register bits
-    written; ``adds``: the width of each add (adder tree and accumulator).
+    ``lanes`` multipliers of ``width`` bits; ``selectors``: (level, 2:1 mux bits) of each
+    level of selection, e.g. ("rank 1", 256) (an n-input mux of w bits is (n-1)*w mux2
+    bits); ``register_bits`` pipeline register bits written; ``adds``: the width of each add
+    (adder tree and accumulator).
     """
     lanes: int
     width: int
-    mux2_bits: int
+    selectors: tuple[tuple[str, int], ...]
     register_bits: int
     adds: tuple[int, ...]
+
+    @property
+    def mux2_bits(self) -> int:
+        return sum(bits for _, bits in self.selectors)
 
 
 @dataclass(frozen=True)
@@ -164,12 +169,13 @@ class ActionCounts:
 
 @dataclass(frozen=True)
 class EnergyBreakdown:
-    """pJ by where it is spent."""
+    """pJ by where it is spent; ``selectors_by_level`` splits ``selectors`` (e.g. by rank)."""
     multipliers: float
     selectors: float
     registers: float
     accumulate: float
     stream_io: float
+    selectors_by_level: tuple[tuple[str, float], ...] = ()
 
     @property
     def total(self) -> float:
@@ -177,7 +183,10 @@ class EnergyBreakdown:
                 + self.stream_io)
 
     def as_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every part and the total, in pJ (levels as ``selectors <level>``)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name != "selectors_by_level"}
+        out.update({f"selectors {level}": pj for level, pj in self.selectors_by_level})
         out["total"] = self.total
         return out
 
@@ -191,6 +200,8 @@ def energy(counts: ActionCounts, pe: PEShape, table: EnergyTable) -> EnergyBreak
         multipliers=(c.multiplies * t.pj("multiply", pe.width)
                      + (c.gated + c.idle) * t.pj("gated_multiply", pe.width)),
         selectors=per_step * pe.mux2_bits * t.pj("mux2_bit"),
+        selectors_by_level=tuple((level, per_step * bits * t.pj("mux2_bit"))
+                                 for level, bits in pe.selectors),
         registers=per_step * pe.register_bits * t.pj("register_bit"),
         accumulate=per_step * sum(t.pj("add", bits) for bits in pe.adds),
         stream_io=c.stream_bits * t.pj("stream_bit"))

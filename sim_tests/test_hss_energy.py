@@ -62,7 +62,8 @@ def test_unreadable_table_files(tmp_path):
         EnergyTable.load(tmp_path / "bad.json")
 
 
-PE = PEShape(lanes=4, width=8, mux2_bits=10, register_bits=100, adds=(17, 17, 18, 24))
+PE = PEShape(lanes=4, width=8, selectors=(("rank 1", 6), ("rank 0", 4)), register_bits=100,
+             adds=(17, 17, 18, 24))
 
 
 def test_counts_split_lane_steps_into_multiplies_gated_and_idle():
@@ -82,10 +83,14 @@ def test_energy_is_the_sum_of_priced_actions():
     e = energy(c, PE, t)
     assert e.multipliers == pytest.approx(30 * t.pj("multiply", 8) + 10 * t.pj("gated_multiply", 8))
     assert e.selectors == pytest.approx(10 * 10 * t.pj("mux2_bit"))
+    assert dict(e.selectors_by_level) == pytest.approx({"rank 1": 60 * t.pj("mux2_bit"),
+                                                        "rank 0": 40 * t.pj("mux2_bit")})
+    assert e.as_dict()["selectors rank 0"] == pytest.approx(40 * t.pj("mux2_bit"))
     assert e.registers == pytest.approx(10 * 100 * t.pj("register_bit"))
     assert e.accumulate == pytest.approx(10 * sum(t.pj("add", b) for b in PE.adds))
     assert e.stream_io == pytest.approx(7 * t.pj("stream_bit"))
-    assert e.total == pytest.approx(sum(v for k, v in e.as_dict().items() if k != "total"))
+    assert e.total == pytest.approx(sum(v for k, v in e.as_dict().items()
+                                        if k != "total" and not k.startswith("selectors ")))
     # more nonzero weights cost more: a gated lane is cheaper than a multiply
     more = ActionCounts.of_run(PE, pes=2, steps=5, cycles=5, multiplies=40, stream_bits=7)
     assert energy(more, PE, t).total > e.total
@@ -95,9 +100,10 @@ def test_pe_shapes_follow_the_hardware():
     hss46 = AcceleratorConfig("4:6,2:4", acc_width=26).pe_shape
     # rank 1: one selector, 4 outputs of (6-4+1) blocks of 4 values: 2 mux2s per bit each;
     # rank 0: 4 selectors, 2 outputs of 3 values: 2 mux2s per bit each
-    assert hss46.mux2_bits == (4 * 2 * 4 + 4 * 2 * 2) * 8
+    assert hss46.selectors == (("rank 1", 4 * 2 * 4 * 8), ("rank 0", 4 * 2 * 2 * 8))
     assert hss46.register_bits == 2 * 8 * 8 + 8 * 16 + (16 + 3) + 26
     assert len(hss46.adds) == 8 and hss46.adds[-1] == 26       # 7 tree adds + accumulator
     assert AcceleratorConfig("8:8").pe_shape.mux2_bits == 0      # dense: wires
+    assert AcceleratorConfig("4:4,2:4").pe_shape.selectors == (("rank 0", 4 * 2 * 2 * 8),)
     flex = FlexConfig("4:4|4:5|4:6|4:7,4:4|2:4|1:4")
     assert flex.pe_shape.mux2_bits == (flex.schedule.mux_inputs - flex.macs) * 8
