@@ -1,8 +1,22 @@
 import os
 
+import pytest
 from hypothesis import settings
 
 # CI profile: deterministic and bounded, so the suite's time is predictable on 2 cores.
 settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# The real workloads of bench tasd (bench/workloads.py), loaded once per test session.
+@pytest.fixture(scope="session")
+def mlp():
+    from bench import workloads
+    return workloads.digits_mlp()
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from bench import workloads
+    return workloads.minilm_layers()

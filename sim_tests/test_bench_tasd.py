@@ -5,19 +5,8 @@ import numpy as np
 import pytest
 
 from bench import tasd as bench
-from bench import workloads
 from bench.cli import BENCHMARKS
 from hss import tasd
-
-
-@pytest.fixture(scope="module")
-def mlp():
-    return workloads.digits_mlp()
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    return workloads.minilm_layers()
 
 
 def test_tasd_is_a_benchmark():

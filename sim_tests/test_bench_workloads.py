@@ -8,16 +8,6 @@ from bench import workloads
 from bench.workloads import MissingPackage
 
 
-@pytest.fixture(scope="module")
-def mlp():
-    return workloads.digits_mlp()
-
-
-@pytest.fixture(scope="module")
-def minilm():
-    return workloads.minilm_layers()
-
-
 def test_quantize_rows():
     W = np.array([[0.5, -1.0, 0.25], [0.0, 0.0, 0.0], [3.0, 2.0, -0.1]])
     Q, s = workloads.quantize_rows(W)

@@ -79,6 +79,19 @@ def _write_report(workdir: Path, name: str, report: dict) -> None:
     (workdir / name).write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
 
 
+def area_mapping(top: str, fast: bool = False) -> list[str]:
+    """The Yosys commands that map ``design.v`` onto ``cells.lib`` (both in the working
+    folder) and write ``area_stat.json``: shared by the area flow and the gate-level
+    netlist of ``synth.toggle``, so that both see the same gates."""
+    return ["read_verilog design.v",
+            f"synth -top {top}" + (" -noabc" if fast else ""),
+            f"dfflegalize {_DFF_LEGAL}",
+            "dfflibmap -liberty cells.lib",
+            "abc -liberty cells.lib",
+            "opt_clean",
+            "tee -q -o area_stat.json stat -json -liberty cells.lib"]
+
+
 def area_nand2(verilog: str, top: str, workdir: str | os.PathLike, *,
                fast: bool = False, timeout: float | None = None) -> dict:
     """ASIC-style area in NAND2 equivalents, per module and for the hierarchy.
@@ -107,13 +120,7 @@ def area_nand2(verilog: str, top: str, workdir: str | os.PathLike, *,
     workdir = _prepare(verilog, workdir)
     shutil.copyfile(liberty_path(), workdir / "cells.lib")
     run_yosys("\n".join([
-        "read_verilog design.v",
-        f"synth -top {top}" + (" -noabc" if fast else ""),
-        f"dfflegalize {_DFF_LEGAL}",
-        "dfflibmap -liberty cells.lib",
-        "abc -liberty cells.lib",
-        "opt_clean",
-        "tee -q -o area_stat.json stat -json -liberty cells.lib",
+        *area_mapping(top, fast),
         "tee -q -o area_stat.txt stat -liberty cells.lib",
         "",
     ]), workdir, "area", timeout=timeout)

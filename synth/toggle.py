@@ -72,7 +72,7 @@ import time
 from pathlib import Path
 
 from . import tools
-from .flows import _DFF_LEGAL, _clean, _top_arg, summarize_area
+from .flows import _clean, _top_arg, area_mapping, summarize_area
 from .yosys import TRANSISTORS, SynthError, liberty_cells, liberty_path, run_yosys
 
 __all__ = ["toggle_energy", "gate_netlist", "liberty_energies", "cells_sim_path",
@@ -165,13 +165,7 @@ def gate_netlist(verilog: str, top: str, workdir: str | os.PathLike, *, fast: bo
     shutil.copyfile(liberty_path(), workdir / "cells.lib")
     run_yosys("\n".join([
         # the area flow (synth.flows.area_nand2): each module mapped on its own
-        "read_verilog design.v",
-        f"synth -top {top}" + (" -noabc" if fast else ""),
-        f"dfflegalize {_DFF_LEGAL}",
-        "dfflibmap -liberty cells.lib",
-        "abc -liberty cells.lib",
-        "opt_clean",
-        "tee -q -o area_stat.json stat -json -liberty cells.lib",
+        *area_mapping(top, fast),
         # then one flat module of single-bit nets
         "flatten -noscopeinfo",
         "splitnets",
