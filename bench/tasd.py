@@ -320,7 +320,7 @@ def rtl_slices(layers, work: Path, jobs: int, sim: str = "verilator") -> list[di
              f"fixed decompositions, in one gen run")
     r = run_gen(gl, work, jobs, max_error=RTL_MAX_ERROR, sim=sim)
     out = []
-    for i, (g, z, rep) in enumerate(zip(gl, r.zs, r.layers)):
+    for i, (g, z, rep, energy) in enumerate(zip(gl, r.zs, r.layers, r.energy)):
         layer = slices[i % len(slices)][0]
         auto = g.spec == "auto"
         ours = (_silent(tasd.choose, g.W, candidates(), RTL_MAX_ERROR, MACS) if auto
@@ -335,7 +335,8 @@ def rtl_slices(layers, work: Path, jobs: int, sim: str = "verilator") -> list[di
                     "bench_choice": str(ours.decomposition),
                     "agree": rep["tasd"]["decomposition"] == str(ours.decomposition),
                     "error": rep["tasd"]["error"], "cycles": rep["cycles"],
-                    "steps": rep["steps"], "z_exact": True})
+                    "steps": rep["steps"], "z_exact": True,
+                    "energy_vs_dense": energy["energy_ratio"], "edp_vs_dense": energy["edp_ratio"]})
     return out
 
 
@@ -524,7 +525,8 @@ def _choice_notes(grids, rtl) -> list[str]:
     for r in rtl:
         out.append(f"- {r['layer']} ({'x'.join(map(str, r['shape']))}), {r['request']}: "
                    f"{r['gen_choice']}, error {r['error']:.3f}, {r['cycles']} cycles "
-                   f"({r['steps']} steps)")
+                   f"({r['steps']} steps), energy {r['energy_vs_dense']:.3f}x and EDP "
+                   f"{r['edp_vs_dense']:.3f}x the dense twin's")
     return out
 
 
