@@ -1,10 +1,13 @@
-"""``python -m bench {tax,cycles,flex,scale,sim,tasd,edp,fuzz,all} [--quick] [--fmax] [--jobs N] [--out DIR]``.
+"""``python -m bench {tax,cycles,flex,scale,sim,tasd,edp,fuzz,dse,all} [--quick] [--fmax] [--jobs N] [--out DIR]``.
 
 Each benchmark prints its table and writes CSV, Markdown and (where a picture helps) a PNG
 under ``--out`` (default bench/results). Ratios are measured within one run.
 ``fuzz`` (``--minutes N --seed S``) is a time-bounded correctness campaign, not a
-measurement, so ``all`` leaves it out; it exits 1 when any case failed. ``--jobs`` sets how
-many designs (or cases) run at a time, by default the cores this process may use.
+measurement, so ``all`` leaves it out; it exits 1 when any case failed. ``dse``
+(``--spec FILE [--scheduler tcp://host:port] [--workers N] [--fast]``) sweeps a design space
+on Dask (bench/dse.py); ``all`` leaves it out too, since its cost is whatever the spec says.
+``--jobs`` sets how many designs (or cases) run at a time, by default the cores this process
+may use.
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ BENCHMARKS = ("tax", "cycles", "flex", "scale", "sim", "tasd", "edp")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("which", choices=BENCHMARKS + ("fuzz", "all"),
-                   help="benchmark to run (all: every one but fuzz)")
+    p.add_argument("which", choices=BENCHMARKS + ("fuzz", "dse", "all"),
+                   help="benchmark to run (all: every one but fuzz and dse)")
     p.add_argument("--quick", action="store_true",
                    help="a small subset (minutes) that CI runs so the benchmarks cannot rot")
     p.add_argument("--fmax", action="store_true",
@@ -37,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stop starting cases after this long (default 20; 2 with --quick)")
     fuzz.add_argument("--seed", type=_positive(int, zero=True), default=None,
                       help="case i depends only on (seed, i) (default 1)")
+    dse = p.add_argument_group("dse", "design-space exploration on Dask (bench/dse.py)")
+    dse.add_argument("--spec", type=Path, default=None,
+                     help="TOML sweep spec (see bench/dse_example.toml); required for dse")
+    dse.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                     help="submit to this running Dask scheduler (default: a local cluster)")
+    dse.add_argument("--workers", type=_positive(int), default=None,
+                     help="local cluster workers, one thread each (default: --jobs)")
+    dse.add_argument("--fast", action="store_true",
+                     help="screening: gen without synthesis, generic area with ABC skipped")
+    dse.add_argument("--retry-failed", action="store_true",
+                     help="run again the points whose cached row failed")
     return p
 
 
@@ -57,6 +71,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.which != "fuzz" and any(getattr(args, a) is not None for a in ("minutes", "seed")):
         parser.error("--minutes and --seed apply to fuzz only")
+    dse_only = ("spec", "scheduler", "workers", "fast", "retry_failed")
+    if args.which != "dse" and any(getattr(args, a) not in (None, False) for a in dse_only):
+        parser.error("--spec, --scheduler, --workers, --fast and --retry-failed apply to "
+                     "dse only")
+    if args.which == "dse" and args.spec is None:
+        parser.error("dse needs --spec FILE (e.g. bench/dse_example.toml)")
     args.jobs = args.jobs or cores()
     args.command = "python -m bench " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

@@ -1,0 +1,130 @@
+"""``python -m bench dse``: a 4-point sweep on a local Dask cluster (1x1 arrays, no synthesis)
+with one point gen refuses, the cache that makes a re-run free, and the spec's eager checks."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from bench import cli, dse
+
+SPEC = {"ranks": ["2:4", "4:4", "4:4|2:4"], "arrays": ["1x1"], "macs": ["auto", 3]}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """Run the sweep once, then again with the work folder gone: the second run must take
+    every row from the cache and start no gen (nor a cluster)."""
+    root = tmp_path_factory.mktemp("dse")
+    spec = dse.check_spec(dict(SPEC))
+    first = dse.sweep(spec, root / "out", workers=2, work=root / "work")
+    first_csv = (root / "out" / "dse.csv").read_text()
+    for log in (root / "work").rglob("gen.log"):
+        log.unlink()
+    second = dse.sweep(spec, root / "out", workers=2, work=root / "work")
+    return root, first, second, first_csv
+
+
+def test_rows(swept):
+    root, first, _, _ = swept
+    assert (first["total"], first["ran"], first["cached"], first["failed"]) == (4, 4, 0, 1)
+    ok = {(r["pattern"], r["macs"]): r for r in first["rows"] if r["status"] == "ok"}
+    assert set(ok) == {("2:4", 2), ("4:4", 4), ("4:4|2:4", 4)}
+    assert (ok[("2:4", 2)]["density_min"], ok[("4:4|2:4", 4)]["modes"]) == ("1/2", 2)
+    assert ok[("4:4|2:4", 4)]["density_max"] == "1"
+    dense = ok[("4:4", 4)]
+    assert dense["energy_ratio"] == pytest.approx(1.0) and dense["edp_ratio"] == pytest.approx(1)
+    assert ok[("2:4", 2)]["edp_ratio"] < 1
+    for r in ok.values():
+        assert r["cycles"] >= r["ideal_steps"] > 0 and r["nand2_eq"] is None
+    # sorted by config, not by finish order
+    assert [r["point"]["ranks"] for r in first["rows"]] == ["2:4", "4:4", "4:4|2:4", "4:4|2:4"]
+    with open(root / "out" / "dse.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [t["pattern / mode set"] for t in table] == ["2:4", "4:4", "4:4|2:4", "4:4|2:4"]
+    for name in ("dse.md", "dse.png"):
+        assert (root / "out" / name).stat().st_size > 0
+    lines = (root / "out" / "dse.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(json.loads(x)["hash"] for x in lines)
+
+
+def test_failed_point_recorded_with_log(swept):
+    root, first, _, _ = swept
+    (bad,) = [r for r in first["rows"] if r["status"] != "ok"]
+    assert bad["point"]["macs"] == 3 and "refused its input" in bad["error"]
+    assert "neither divides nor is a multiple of 3" in bad["error"]
+    log = root / "out" / "dse-cache" / f"{bad['hash']}.log"
+    assert str(log).endswith(bad["log"]) and "gen: error" in log.read_text()
+
+
+def test_rerun_takes_every_row_from_cache(swept):
+    root, first, second, first_csv = swept
+    assert (second["ran"], second["cached"], second["failed"]) == (0, 4, 1)
+    assert not list((root / "work").rglob("gen.log")), "the re-run must not run gen"
+    assert (root / "out" / "dse.csv").read_text() == first_csv
+    assert len(list((root / "out" / "dse-cache").glob("*.json"))) == 4
+
+
+def test_points_and_hash():
+    pts = dse.points(dse.check_spec(dict(SPEC)))
+    assert len(pts) == 4                       # macs does not multiply single patterns
+    assert [p["macs"] for p in pts] == [None, None, None, 3]
+    h = dse.point_hash(pts[0], "v")
+    assert h == dse.point_hash(dict(reversed(pts[0].items())), "v")
+    assert h != dse.point_hash(pts[0], "w") != dse.point_hash(pts[1], "v")
+    assert dse.gen_args(pts[3])[-3:] == ["--macs", "3", "--no-synth"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({}, "missing key 'ranks'"),
+    ({"ranks": ["4:6,2:4"], "array": ["2x2"]}, "unknown key 'array'"),
+    ({"ranks": []}, "ranks = []: must be a non-empty"),
+    ({"ranks": ["4:6,2:5x"]}, "ranks: '4:6,2:5x'"),
+    ({"ranks": ["2:4"], "arrays": ["2y2"]}, "arrays: '2y2' is not RxC"),
+    ({"ranks": ["2:4"], "widths": [0]}, "widths: 0 must be 1..32"),
+    ({"ranks": ["2:4"], "macs": [-1]}, "macs: -1 is not a positive integer"),
+    ({"ranks": ["2:4"], "targets": ["xilinx"]}, "targets: 'xilinx' is not one of"),
+    ({"ranks": ["2:4"], "synth": "yes"}, "synth = 'yes': must be true or false"),
+    ({"ranks": ["2:4"], "fmax": True}, "fmax = true needs synth = true"),
+    ({"ranks": ["2:4"], "shape": "8,96"}, "shape = '8,96'"),
+    ({"ranks": ["2:4"], "sim": "vcs"}, "sim = 'vcs'"),
+    ({"ranks": ["2:4", "2:4"]}, "lists a value twice"),
+])
+def test_spec_errors(spec, message):
+    with pytest.raises(dse.SpecError) as e:
+        dse.check_spec(spec)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cli_bad_spec_exits_2(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('ranks = ["2:4"]\narrays = ["0x2"]\n')
+    assert cli.main(["dse", "--spec", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bench dse: error: arrays: '0x2' is not RxC with positive integers, "
+                   "e.g. '2x2'"]
+    spec.write_text("ranks = [\n")
+    assert cli.main(["dse", "--spec", str(spec)]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:                  # dse options outside dse
+        cli.main(["tax", "--spec", str(spec)])
+    assert e.value.code == 2
+
+
+def test_pareto():
+    pts = [(1, 5), (2, 3), (3, 4), (4, 1), (2, 2)]
+    assert sorted(dse.pareto(pts)) == [0, 3, 4]
+    assert sorted(dse.pareto(pts, (False, False))) == [0, 2, 3]
+
+
+def test_fast_screening_synthesizes_a_shared_verilog_once(tmp_path):
+    """--fast: generic area without ABC, from dse itself; 8:8 is its own dense twin, so its
+    Verilog is synthesized once and the area ratio is exactly 1."""
+    spec = dse.check_spec({"ranks": ["8:8"], "arrays": ["1x1"], "synth": True, "sim": "none"})
+    result = dse.sweep(spec, tmp_path / "out", workers=1, fast=True, work=tmp_path / "work")
+    (row,) = result["rows"]
+    assert row["status"] == "ok" and row["area_flow"] == "fast"
+    assert row["nand2_eq"] > 0 and row["area_ratio"] == 1.0 and row["tpa_vs_dense"] == 1.0
+    assert row["lut4"] is None and row["cycles"] is None and row["ideal_steps"] > 0
+    assert len(list((tmp_path / "out" / "dse-cache").glob("area-fast-*.json"))) == 1
