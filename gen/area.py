@@ -6,10 +6,26 @@ import re
 from pathlib import Path
 
 import synth
+from synth.flows import area_nand2_composed
 
 from .emit import DECOMPRESSOR, TOP
 
-__all__ = ["CATEGORIES", "breakdown", "synthesize_design"]
+__all__ = ["CATEGORIES", "COMPOSE_ABOVE_PES", "breakdown", "pe_count", "synthesize_design"]
+
+#: Above this many PEs the NAND2 area comes from ``synth.flows.area_nand2_composed`` (each
+#: distinct module mapped once, the hierarchy composed from instance counts) instead of
+#: ``synth.area_nand2`` (every module instance mapped): 8x8 and up. Up to 4x4 the flow is the
+#: one the committed results were made with, so their numbers stay exactly as they were
+#: (composition moves the total by under 0.1 %, from ABC mapping a module under another
+#: name, see sim_tests/test_synth_compose.py), and it costs there at most ~30 s.
+COMPOSE_ABOVE_PES = 16
+
+_PE_MODULE = re.compile(r"^module\s+\\?\S*\.pe_\d+_\d+\s*\(", re.MULTILINE)
+
+
+def pe_count(verilog: str) -> int:
+    """The PE modules in an emitted accelerator (one per PE)."""
+    return len(_PE_MODULE.findall(verilog))
 
 # Module names follow the Amaranth hierarchy: hss_accelerator.array.pe_<i>_<j>.<part>; a
 # flexible build adds lane muxes in each PE, steering per row and region windows per column.
@@ -51,8 +67,11 @@ def breakdown(area: dict) -> dict[str, float]:
 
 
 def _generic(verilog: str, top: str, work: Path, fast: bool,
-             timeout: float | None = None) -> dict:
-    area = synth.area_nand2(verilog, top, work, fast=fast, timeout=timeout)
+             timeout: float | None = None, compose: bool | None = None) -> dict:
+    if compose is None:
+        compose = pe_count(verilog) > COMPOSE_ABOVE_PES
+    flow = area_nand2_composed if compose else synth.area_nand2
+    area = flow(verilog, top, work, fast=fast, timeout=timeout)
     rows = breakdown(area)
     total = area["total"]
     selector = sum(v for k, v in rows.items() if k.startswith("selectors"))
@@ -66,12 +85,20 @@ def _generic(verilog: str, top: str, work: Path, fast: bool,
         "selector_share": round(selector / total["area"], 4) if total["area"] else 0.0,
         "breakdown": rows,
         "cells": total["cells"],
+        # only when composed, so that the reports of small builds stay as they were
+        **({"composed": area["composed"]} if "composed" in area else {}),
     }
 
 
 def synthesize_design(verilog: str, work: Path, targets, fmax: bool, limits=None, *,
-                      top: str = TOP, fast: bool = False, device: str = "85k") -> dict:
+                      top: str = TOP, fast: bool = False, device: str = "85k",
+                      compose: bool | None = None) -> dict:
     """Run the requested flows on one accelerator; each flow in its own subfolder.
+
+    ``compose``: the NAND2 area by ``synth.flows.area_nand2_composed`` (True), by
+    ``synth.area_nand2`` (False), or (None, the default) composed above
+    ``COMPOSE_ABOVE_PES`` PEs; a composed result carries ``"composed"`` (how the total was
+    made). The breakdown has the same keys and meaning either way.
 
     ``limits``: ``{"timeout": s, "pnr_timeout": s}``, the time limit of each Yosys run and
     of place and route (none by default)."""
@@ -79,7 +106,7 @@ def synthesize_design(verilog: str, work: Path, targets, fmax: bool, limits=None
     timeout = limits.get("timeout")
     out: dict = {}
     if "generic" in targets:
-        out["generic"] = _generic(verilog, top, work / "generic", fast, timeout)
+        out["generic"] = _generic(verilog, top, work / "generic", fast, timeout, compose)
     if "ecp5" in targets:
         r = synth.ecp5(verilog, top, work / "ecp5", timeout=timeout)
         out["ecp5"] = {k: r[k] for k in ("lut4", "ff", "mult18x18d", "ccu2c")}
