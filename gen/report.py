@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from hdl import LATENCY
-from hss.energy import ActionCounts, energy
+from hss.energy import ActionCounts, EnergyError, energy
 from hdl.flex import FLEX_LATENCY
 
 from .emit import write_json
@@ -99,16 +99,22 @@ def _energy(plan, layers, sim) -> dict:
         if i < len(measured):
             counted = {"beats": measured[i]["wbeats"], "tiles": measured[i]["tiles"],
                        "steps": measured[i]["steps"], "nonzero": measured[i]["nonzero"]}
-        use = counted or golden
-        cycles = max(use["steps"], sim.layer_cycles[i]) if counted and i < len(
-            sim.layer_cycles) else use["steps"]
-        design = _run_energy(c, dict(use, multiplies=use["nonzero"] * c.cols), cycles, table)
+        cycles = max(counted["steps"], sim.layer_cycles[i]) if counted and i < len(
+            sim.layer_cycles) else v.steps
+        try:
+            design = _run_energy(c, dict(counted or golden,
+                                         multiplies=(counted or golden)["nonzero"] * c.cols),
+                                 cycles, table)
+        except EnergyError:         # counts no PE array can produce: a failing design
+            counted, cycles = None, v.steps
+            design = _run_energy(c, dict(golden, multiplies=nonzeros * c.cols), cycles, table)
         dense_steps = v.tiles * -(-v.k // macs)
         dense_counts = {"beats": dense_steps, "tiles": v.tiles, "steps": dense_steps,
                         "multiplies": int(np.count_nonzero(layer.W)) * tile_cols * c.cols}
         dense = _run_energy(twin, dense_counts, dense_steps, table)
         rows.append({"counts": "rtl" if counted else "golden",
-                     "rtl_counts_match_golden": counted == golden if counted else None,
+                     "rtl_counts_match_golden": counted == golden if counted else
+                     (False if i < len(measured) else None),
                      "design": design, "dense_twin": dense,
                      "energy_ratio": _ratio(design["total"], dense["total"]),
                      "edp_ratio": _ratio(design["edp_pj_cycles"], dense["edp_pj_cycles"])})
@@ -128,7 +134,7 @@ def _energy(plan, layers, sim) -> dict:
     return {"table": {"name": table.name, "source": table.source,
                       "technology_nm": table.technology_nm},
             "counts": "rtl" if measured else "golden",
-            "rtl_counts_match_golden": all(r["rtl_counts_match_golden"] for r in rows)
+            "rtl_counts_match_golden": all(r["rtl_counts_match_golden"] is True for r in rows)
             if measured else None,
             "layers": rows, "total": total}
 

@@ -93,3 +93,25 @@ def test_counts_come_from_the_rtl_and_agree_with_the_golden_model(tmp_path):
     assert calm["multiplies"] == e["total"]["design"]["multiplies"]
     assert calm["total"] < e["total"]["design"]["total"]
     assert calm["cycles"] == calm["steps"]
+
+
+def test_impossible_rtl_counts_fall_back_to_the_golden_ones():
+    """A failing design may count more multiplies than its lanes can do: the report still
+    prices the run (from the golden counts) and says that the RTL's disagree."""
+    import types
+    import warnings
+
+    from gen.cli import build_parser
+    from gen.plan import Plan
+    from gen.report import _energy
+    from hdl.stimulus import gemm_vectors
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plan = Plan(build_parser().parse_args(["--ranks", "2:4", "--sim", "none", "--no-synth",
+                                               "--rows", "1", "--cols", "1"]))
+        vectors = [gemm_vectors(plan.config, l.W, l.A) for l in plan.layers]
+    sim = types.SimpleNamespace(layer_cycles=[1], layer_actions=[
+        {"wbeats": 1, "abeats": 1, "tiles": 1, "steps": 1, "nonzero": 999}])
+    e = _energy(plan, vectors, sim)
+    assert e["rtl_counts_match_golden"] is False and e["layers"][0]["counts"] == "golden"
+    assert e["total"]["design"]["steps"] == vectors[0].steps
