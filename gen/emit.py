@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.metadata
 import json
 import os
@@ -59,20 +60,38 @@ def _builtin_yosys():
             os.environ["AMARANTH_USE_YOSYS"] = old
 
 
+#: Young-generation threshold while elaborating: Amaranth allocates millions of small
+#: objects that live until conversion ends, and Python's default (700) spends 40-50 % of a
+#: large build's time collecting them. Measured on `4:6,2:4` 16x16 (emit_verilog): 23.0 s
+#: -> 15.8 s, peak memory 632 -> 672 MB; with collection off, 13.8 s but 1,038 MB.
+_ELABORATION_GC_THRESHOLD = 100_000
+
+
+@contextlib.contextmanager
+def _fewer_collections():
+    old = gc.get_threshold()
+    gc.set_threshold(_ELABORATION_GC_THRESHOLD, *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def emit_verilog(config) -> tuple[dict[str, str], dict[str, list]]:
     """Verilog text per top module name, and the port list of each: the accelerator, and
     for a fixed pattern its decompressor (a flexible build has none: the decompressor is
     per pattern)."""
-    if isinstance(config, FlexConfig):
-        components = {TOP: FlexAccelerator(config)}
-    else:
-        components = {TOP: HSSAccelerator(config),
-                      DECOMPRESSOR: HSSDecompressor(config.pattern, config.width,
-                                                    config.signed)}
-    with _builtin_yosys():
-        texts = {name: _relative_src(verilog.convert(c, name=name))
-                 for name, c in components.items()}
-    return texts, {name: ports(c) for name, c in components.items()}
+    with _fewer_collections():
+        if isinstance(config, FlexConfig):
+            components = {TOP: FlexAccelerator(config)}
+        else:
+            components = {TOP: HSSAccelerator(config),
+                          DECOMPRESSOR: HSSDecompressor(config.pattern, config.width,
+                                                        config.signed)}
+        with _builtin_yosys():
+            texts = {name: _relative_src(verilog.convert(c, name=name))
+                     for name, c in components.items()}
+        return texts, {name: ports(c) for name, c in components.items()}
 
 
 def emitter_yosys() -> str:

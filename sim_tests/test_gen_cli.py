@@ -250,3 +250,31 @@ def test_fmax_small_design(tmp_path):
     assert report["sparsity_tax"]["fmax_ratio"] == pytest.approx(
         f["fmax_mhz"] / t["fmax_mhz"], rel=1e-3)
     assert "Fmax" in (out / "report.md").read_text()
+
+
+def test_elaboration_collects_less_and_restores_the_collector():
+    """emit_verilog raises the young-generation GC threshold while elaborating (a large
+    build's speed) and puts the caller's back, also when elaboration raises."""
+    import gc
+
+    from gen import emit
+    from hdl import AcceleratorConfig
+    before = gc.get_threshold()
+    seen = []
+    real = emit.verilog.convert
+
+    def spy(*args, **kwargs):
+        seen.append(gc.get_threshold()[0])
+        return real(*args, **kwargs)
+
+    emit.verilog.convert = spy
+    try:
+        emit.emit_verilog(AcceleratorConfig("2:4", 1, 1))
+    finally:
+        emit.verilog.convert = real
+    assert seen and set(seen) == {emit._ELABORATION_GC_THRESHOLD}
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError):
+        with emit._fewer_collections():
+            raise RuntimeError
+    assert gc.get_threshold() == before
