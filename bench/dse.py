@@ -225,7 +225,7 @@ def run_point(point: dict, digest: str, work: str, area_cache: str | None = None
         fast_area = None
         if point["fast"] and point["synth"]:
             fast_area = _fast_area(point, folder, Path(area_cache) if area_cache else None)
-        row.update(_summarize(point, report, fast_area), status="ok")
+        row.update(_summarize(report, fast_area), status="ok")
     except Exception as e:                       # noqa: BLE001 - a failed point is a row
         first = str(e).splitlines()[0] if str(e) else repr(e)
         row.update(status="failed", error=first.split(" (log: ")[0],
@@ -266,7 +266,7 @@ def _cached_area(verilog: str, work: Path, cache: Path | None) -> dict:
     return area
 
 
-def _summarize(point: dict, r: dict, fast_area: dict | None) -> dict:
+def _summarize(r: dict, fast_area: dict | None) -> dict:
     """The row's numbers from gen's report.json (and the fast area when screening)."""
     if r.get("flexible"):
         densities = [Fraction(m["density"]) for m in r["modes"]]
@@ -376,7 +376,7 @@ def sweep(spec: dict, out: Path, *, workers: int | None = None, scheduler: str |
             _run_on_dask(todo, rows, cache, emit, workers, scheduler, work, total, spec)
     final = sorted(rows.values(), key=_sort_key)
     failed = sum(r["status"] != "ok" for r in final)
-    notes = _notes(spec, fast, final)
+    notes = _notes(spec, fast)
     write_outputs(Table("dse", f"Design-space exploration: {total} points"
                         f"{' (fast screening)' if fast else ''}", COLUMNS,
                         [_table_row(r) for r in final], command, notes), out, info or {})
@@ -436,7 +436,7 @@ def _run_on_dask(todo, rows, cache, emit, workers, scheduler, work, total, spec)
             cluster.close()
 
 
-def _notes(spec, fast, rows) -> list[str]:
+def _notes(spec, fast) -> list[str]:
     n = [f"Spec: {json.dumps(spec, sort_keys=True)}.",
          "Area and ratios: NAND2-eq of synth/cells.lib against the dense twin (same "
          "multipliers); throughput/area: 1/(min density) / area ratio, i.e. the sparsest "
@@ -458,7 +458,7 @@ def pareto(points_xy, minimize=(True, True)) -> list[int]:
     sx, sy = (1 if m else -1 for m in minimize)
     keyed = [(sx * x, sy * y, i) for i, (x, y) in enumerate(points_xy)]
     front, best = [], None
-    for x, y, i in sorted(keyed):
+    for _, y, i in sorted(keyed):
         if best is None or y < best:
             front.append(i)
             best = y

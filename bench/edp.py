@@ -51,7 +51,7 @@ def naive(pattern: hss.Pattern) -> str:
     return f"8:{int(h)}"
 
 
-def _energy_row(design: str, kind: str, density, layer: dict, energy: dict) -> dict:
+def _energy_row(design: str, kind: str, density, energy: dict) -> dict:
     d, t = energy["design"], energy["dense_twin"]
     return {"design": design, "kind": kind, "density": float(density),
             "density_text": str(density), "cycles": d["cycles"],
@@ -84,15 +84,14 @@ def degrees(work: Path, jobs: int, quick: bool) -> list[dict]:
         reports = {name: f.result() for name, f in futures.items()}
     rows = []
     flex = reports["flexible"]
-    for p, layer, energy in zip(modes, flex["layers"], flex["energy"]["layers"]):
-        rows.append(_energy_row(f"flexible in {p}", "flexible", p.density, layer, energy))
+    for p, energy in zip(modes, flex["energy"]["layers"]):
+        rows.append(_energy_row(f"flexible in {p}", "flexible", p.density, energy))
     for name, rep in reports.items():
         if name == "flexible":
             continue
         p = hss.Pattern.parse(rep["pattern"])
         kind = name.split()[0] if " " in name else "2:4"
-        rows.append(_energy_row(name, kind, p.density, rep["layers"][0],
-                                rep["energy"]["layers"][0]))
+        rows.append(_energy_row(name, kind, p.density, rep["energy"]["layers"][0]))
     return rows
 
 

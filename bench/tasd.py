@@ -394,7 +394,7 @@ def _write(args, mlp, rows, grids, per_kind, rtl, quick) -> None:
                 " / ".join(f"{e:.3f}" for e in r["errors"]), r["cycles"], r["speedup"],
                 f"{100 * r['accuracy']:.2f}", f"{r['delta_points']:+.2f}",
                 f"{100 * r['val_accuracy']:.2f}", r["energy_vs_dense"], r["edp_vs_dense"]]
-               for r in rows], args.command, _mlp_notes(rows, targets, dense, n_test))
+               for r in rows], args.command, _mlp_notes(targets, dense, n_test))
     t.rows = _rounded(t.rows)                         # 6 decimals in the CSV
     write_outputs(t, out, args.machine)
     _plot_mlp(rows, out / "tasd_mlp.png")
@@ -413,7 +413,7 @@ def _write(args, mlp, rows, grids, per_kind, rtl, quick) -> None:
               f"every one- and two-term decomposition of HighLight's 12 modes",
               ["decomposition", "kind", "speed-up vs dense (ideal)", "rel. error (all layers)"]
               + [f"rel. error {k}" for k in kinds] + ["Pareto"],
-              table, args.command, _minilm_notes(overall, front, grids))
+              table, args.command, _minilm_notes(overall, grids))
     t.rows = _rounded(t.rows)                         # 6 decimals in the CSV
     write_outputs(t, out, args.machine)
     _plot_minilm(overall, per_kind, len(grids), out / "tasd_minilm.png")
@@ -433,7 +433,7 @@ def _write(args, mlp, rows, grids, per_kind, rtl, quick) -> None:
     t = Table("tasd_choice", "all-MiniLM-L6-v2: per-layer choice (hss.tasd.choose's rule) at "
               "error budgets", ["budget", "layer", "M x K", "choice", "rel. error of W",
                                 "rel. error of Z (sentence)", "cycles vs dense (ideal)"],
-              choice_rows, args.command, _choice_notes(grids, rtl))
+              choice_rows, args.command, _choice_notes(rtl))
     t.rows = _rounded(t.rows)                         # 6 decimals in the CSV
     write_outputs(t, out, args.machine)
 
@@ -466,7 +466,7 @@ def _rounded(x):
     return x
 
 
-def _mlp_notes(rows, targets, dense, n_test) -> list[str]:
+def _mlp_notes(targets, dense, n_test) -> list[str]:
     notes = [f"Every configuration ran through the emitted RTL (Verilator, one `python -m gen` "
              f"run per network layer, {n_test} test images as the N dimension); each "
              f"layer's Z equalled the NumPy golden model bit for bit and every accuracy equals "
@@ -495,7 +495,7 @@ def _mlp_notes(rows, targets, dense, n_test) -> list[str]:
     return notes
 
 
-def _minilm_notes(overall, front, grids) -> list[str]:
+def _minilm_notes(overall, grids) -> list[str]:
     prune = [g for g in overall if g["terms"] == 1]
     out = [f"Speed-up: ideal cycles (hss.tasd.steps at {MACS} multipliers, K padded per term) "
            f"of dense over the decomposition, weighted by each layer's rows; error: residual "
@@ -510,7 +510,7 @@ def _minilm_notes(overall, front, grids) -> list[str]:
     return out
 
 
-def _choice_notes(grids, rtl) -> list[str]:
+def _choice_notes(rtl) -> list[str]:
     agree = sum(r["agree"] for r in rtl)
     auto = [r for r in rtl if r["request"].startswith("auto")]
     out = ["Choice: per layer, the candidate with the fewest ideal cycles whose relative error "

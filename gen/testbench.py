@@ -293,7 +293,7 @@ def _layers(vectors) -> list[GemmVectors]:
     return layers
 
 
-def _check_args(tb_dir, layers, top, rtl_rel, stall_seed, tool_paths):
+def _check_args(layers, top, rtl_rel, stall_seed, tool_paths):
     if not isinstance(top, str) or not _IDENT.match(top):
         raise ValueError(f"top must be a Verilog identifier, not {top!r}")
     # rtl_rel is a make prerequisite and a shell word: no quoting makes ' ', '(', ':' or '='
@@ -341,7 +341,7 @@ def write_testbench(tb_dir: Path, vectors, top: str = "hss_accelerator",
     absolute paths) writes ``tools.mk`` so that the Makefile finds them without the venv.
     """
     layers = _layers(vectors)
-    _check_args(tb_dir, layers, top, rtl_rel, stall_seed, tool_paths)
+    _check_args(layers, top, rtl_rel, stall_seed, tool_paths)
     tb_dir = Path(tb_dir)
     tb_dir.mkdir(parents=True, exist_ok=True)
     c = layers[0].config
