@@ -1,10 +1,12 @@
 """``python -m bench scale``: how the generator's stages grow with the array.
 
-For pattern ``4:6,2:4``, int8, square arrays from 1x1 to 16x16 PEs (``--quick``: 1x1 and
+For pattern ``4:6,2:4``, int8, square arrays from 1x1 to 64x64 PEs (``--quick``: 1x1 and
 2x2), every stage runs in its own child process (``bench.stage`` for the Python stages,
 ``make`` for Verilator, the YoWASP yosys behind ``synth`` for synthesis), and
 ``measure_child`` charges its wall time and peak resident memory (of the process and
-its descendants) to it. Then the growth exponent of each stage versus the PE count.
+its descendants) to it. Then the growth exponent of each stage versus the PE count, and
+the targets of issue 12: 16x16 end to end within 3 minutes, 64x64 within the machine's
+24 GiB, every stage growing at most as PEs^1.1 from 16x16 to 64x64.
 """
 from __future__ import annotations
 
@@ -15,10 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gen.area import COMPOSE_ABOVE_PES
+from gen.emit import SHARE_MODULES_ABOVE_PES
+
 from .common import Table, fit_exponent, measure_child, progress, write_outputs
 
 PATTERN = "4:6,2:4"
-SIDES = (1, 2, 4, 8, 16)
+SIDES = (1, 2, 4, 8, 16, 32, 64)
 QUICK_SIDES = (1, 2)
 K_GROUPS = 4           # the testbench GEMM: M = 2*rows, N = 2*cols, K = 4 groups
 TIMEOUT = 3600.0
@@ -33,6 +38,11 @@ STAGES = (
     ("nand2", "NAND2 synth"),
     ("ecp5", "ECP5 synth"),
 )
+#: The stages of a user's run (``elaborate`` is a diagnostic: ``Verilog`` elaborates again).
+END_TO_END = ("verilog", "tb", "vl_build", "vl_run", "nand2", "ecp5")
+END_TO_END_SIDE, END_TO_END_LIMIT_S = 16, 180.0
+MEMORY_SIDE, MEMORY_LIMIT_MIB = 64, 24 * 1024
+GROWTH_FROM, GROWTH_TO, GROWTH_LIMIT = 16, 64, 1.1
 _PY_STAGE = {"elab": "elaborate", "verilog": "verilog", "tb": "testbench",
              "nand2": "nand2", "ecp5": "ecp5"}
 
@@ -180,6 +190,40 @@ def _fit_table(series, sides, command) -> Table:
          "`synth_ecp5`)."])
 
 
+def _targets(results, sides, command) -> Table | None:
+    """Issue 12's targets, each measured and judged; None unless the run has the sizes."""
+    if not {END_TO_END_SIDE, MEMORY_SIDE, GROWTH_FROM, GROWTH_TO} <= set(sides):
+        return None
+    label = dict(STAGES)
+    e2e = results[END_TO_END_SIDE]
+    e2e_s = sum(e2e[k][0].seconds for k in END_TO_END)
+    parts = ", ".join(f"{label[k]} {e2e[k][0].seconds:.1f}" for k in END_TO_END)
+    big = results[MEMORY_SIDE]
+    peak_key = max(big, key=lambda k: big[k][0].peak_mib)
+    peak = big[peak_key][0].peak_mib
+    n = f"{END_TO_END_SIDE}x{END_TO_END_SIDE}"
+    rows = [[f"{n} end to end (s)", round(e2e_s, 1), END_TO_END_LIMIT_S,
+             "met" if e2e_s <= END_TO_END_LIMIT_S else "MISSED", parts],
+            [f"{MEMORY_SIDE}x{MEMORY_SIDE} peak memory of any stage (MiB)", round(peak),
+             MEMORY_LIMIT_MIB, "met" if peak <= MEMORY_LIMIT_MIB else "MISSED",
+             f"{label[peak_key]}; every stage completed"]]
+    p0, p1 = GROWTH_FROM ** 2, GROWTH_TO ** 2
+    for key, name in STAGES:
+        a, b = results[GROWTH_FROM][key][0].seconds, results[GROWTH_TO][key][0].seconds
+        e = _fit([p0, p1], [a, b])
+        rows.append([f"growth of {name}, {GROWTH_FROM}x{GROWTH_FROM} to "
+                     f"{GROWTH_TO}x{GROWTH_TO} (PEs^x)", e, GROWTH_LIMIT,
+                     "met" if e is not None and e <= GROWTH_LIMIT else "MISSED",
+                     f"{a:.2f} s -> {b:.2f} s"])
+    return Table("scale_targets", "Scale targets (issue 12)",
+                 ["target", "measured", "limit", "verdict", "detail"], rows, command,
+                 [f"End to end = the stages of a user's run "
+                  f"({', '.join(label[k] for k in END_TO_END)}), each in its own process, one after the other, on this "
+                  f"machine's cores. Growth: the slope of log(wall time) vs log(PEs) between "
+                  f"the two sizes (16x the PEs); a stage that takes well under a second at "
+                  f"both sizes is dominated by start-up, so its slope says little."])
+
+
 def _plot(sides, seconds: dict[str, list[float]], path: Path) -> None:
     """Log-log wall time of each stage (``seconds[key]``, one per side) vs PEs."""
     import matplotlib
@@ -216,11 +260,6 @@ def _notes(results, sides, series) -> list[str]:
     order = sorted(secs, key=secs.get, reverse=True)
     lim, second = order[0], order[1]
     vb = rb["verilog"][1]
-    # modules = per_pe * PEs + fixed (top and array), from the two largest arrays
-    per_pe = (vb["modules"] - rp["verilog"][1]["modules"]) / (pb - pp)
-    fixed = vb["modules"] - per_pe * pb
-    modules = f"{per_pe:g} modules per PE + {fixed:g}"
-
     def pair_exp(label, i, j):
         v = series[label][0]
         return _fit([pes[i], pes[j]], [v[i], v[j]])
@@ -240,14 +279,19 @@ def _notes(results, sides, series) -> list[str]:
         f"Each stage runs in its own process (`python -m bench.stage`, `make` for "
         f"Verilator); `s` is its wall time (interpreter start and imports included, ~0.3 s), "
         f"`MiB` the peak resident memory of the process and its descendants (`os.wait4`). "
-        f"*elaborate* = `Fragment.get` + `build_netlist`; *Verilog* = "
-        f"`amaranth.back.verilog.convert`, which elaborates again and then runs Amaranth's "
-        f"built-in Yosys; *testbench* = `gemm_vectors` + `write_testbench` for "
+        f"*elaborate* = `Fragment.get` + `build_netlist` (a diagnostic, not part of the end "
+        f"to end time: *Verilog* elaborates again); *Verilog* = `gen.emit.emit_verilog` as "
+        f"`python -m gen` runs it (the accelerator and its decompressor, each elaborated and "
+        f"converted by Amaranth's built-in Yosys; above {SHARE_MODULES_ABOVE_PES} PEs every "
+        f"distinct module defined once); *testbench* = `gemm_vectors` + `write_testbench` for "
         f"Z[2·rows, 2·cols] with K = {K_GROUPS} groups ({K_GROUPS} steps per tile, 4 tiles); "
         f"*Verilator run* simulates those {K_GROUPS * 4} steps (PASS checked), so it is "
-        f"start-up only; Verilator builds with `-j 2`. *NAND2 synth* = `synth.area_nand2` "
-        f"(the full flow, `fast=False`, at every size), *ECP5 synth* = `synth.ecp5` "
-        f"(flattened `synth_ecp5`).",
+        f"start-up only; Verilator builds with `-j 2`. *NAND2 synth* and *ECP5 synth* = "
+        f"`gen.area.synthesize_design` as `python -m gen` runs it (the full flows, "
+        f"`fast=False`): up to {COMPOSE_ABOVE_PES} PEs `synth.area_nand2` and `synth.ecp5` "
+        f"(flattened `synth_ecp5`), above it composed: each distinct module synthesized "
+        f"once (`synth.flows.area_nand2_composed`; `synth.flows.ecp5_composed` with each PE "
+        f"kept whole). *end to end* = every stage but *elaborate*.",
         "",
         f"**Limiting stage at {big}x{big}**: {name[lim]}, {secs[lim]:.0f} s of {total:.0f} s "
         f"({100 * secs[lim] / total:.0f} %), then {name[second]} ({secs[second]:.0f} s); peak "
@@ -257,10 +301,11 @@ def _notes(results, sides, series) -> list[str]:
     for key in ("nand2", "ecp5"):
         label, abc = name[key], "ABC" if key == "nand2" else "ABC9"
         info_b = rb[key][1]
-        flow = ("keeps the hierarchy, so ABC maps each module on its own; Amaranth emits one "
-                f"Verilog module per instance ({vb['modules']:,} modules = {modules}, for "
-                f"{pb} identical PEs), so every PE is synthesized again" if key == "nand2" else
-                "flattens the design, so ABC9 maps one network holding the whole array")
+        flow = ("keeps the hierarchy, so ABC maps each module on its own, once per distinct "
+                f"module ({vb['modules']:,} modules in the Verilog at {big}x{big})"
+                if key == "nand2" else
+                "keeps each distinct PE whole and flattens the rest (row and column wiring, "
+                "control) around them, so ABC9 maps the PEs once and the glue of the array")
         notes.append(
             f"- {label}: the flow {flow}. {abc} takes {info_b['seconds_abc']:.0f} s "
             f"({100 * info_b['seconds_abc'] / info_b['seconds']:.0f} %) at {big}x{big}. From "
@@ -272,7 +317,7 @@ def _notes(results, sides, series) -> list[str]:
         f"- Verilog size grows as PEs^{px('Verilog bytes')} from {prev}x{prev} "
         f"to {big}x{big} ({vb['bytes'] / 1e6:.1f} MB at {big}x{big}, "
         f"{vb['bytes'] / pb / 1e3:.0f} kB per PE, `src` paths relative as `python -m gen` "
-        f"writes them): {modules}, so linear in the PE count; NAND2-eq and LUT4 grow as "
+        f"writes them; {vb['modules']:,} modules); NAND2-eq and LUT4 grow as "
         f"PEs^{px('NAND2-eq')} and PEs^{px('ECP5 LUT4')}.")
 
     # faster than linear: a step between neighbouring sizes above PEs^1.15 on a cost of at
@@ -348,6 +393,9 @@ def run(args) -> None:
     write_outputs(table, args.out, args.machine)
     fit = _fit_table(series, sides, args.command)
     write_outputs(fit, args.out, args.machine)
+    targets = _targets(results, sides, args.command)
+    if targets is not None:
+        write_outputs(targets, args.out, args.machine)
     _plot(sides, {k: [results[s][k][0].seconds for s in sides] for k, _ in STAGES},
           args.out / "scale.png")
     print(f"wrote {args.out / 'scale.png'}")

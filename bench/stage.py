@@ -6,14 +6,18 @@ its wall time and peak memory to it alone.
 Stages (each reads what the previous ones wrote in ``workdir``):
 
 - ``elaborate``: build ``HSSAccelerator`` and elaborate it to Amaranth's netlist
-  (``Fragment.get`` then ``build_netlist``, what ``verilog.convert`` does before RTLIL).
-- ``verilog``: ``amaranth.back.verilog.convert`` (elaboration included, as in ``python -m
-  gen``), written to ``rtl/hss_accelerator.v`` with ``src`` paths made relative as
-  ``gen.emit`` does.
+  (``Fragment.get`` then ``build_netlist``, what ``verilog.convert`` does before RTLIL),
+  with the garbage-collector setting of ``gen.emit``.
+- ``verilog``: ``gen.emit.emit_verilog`` as ``python -m gen`` runs it (elaboration and
+  conversion of the accelerator and its decompressor; above
+  ``gen.emit.SHARE_MODULES_ABOVE_PES`` PEs, identical modules defined once), the
+  accelerator written to ``rtl/hss_accelerator.v``.
 - ``testbench``: ``gemm_vectors`` + ``write_testbench`` into ``tb/`` for a random GEMM of
   ``m x k x n`` (config keys ``m``, ``k``, ``n``, ``seed``).
-- ``nand2``: ``synth.area_nand2`` (config key ``fast``) in ``synth/generic``.
-- ``ecp5``: ``synth.ecp5`` in ``synth/ecp5``.
+- ``nand2``: the generic area of ``gen.area.synthesize_design`` (config key ``fast``) in
+  ``synth/generic``: ``synth.area_nand2``, composed above ``gen.area.COMPOSE_ABOVE_PES``.
+- ``ecp5``: the ECP5 resources of ``gen.area.synthesize_design`` in ``synth/ecp5``:
+  ``synth.ecp5``, composed (each PE kept whole) above the same size.
 
 The config holds ``pattern``, ``rows``, ``cols``, ``width``, ``signed``. The last line of
 the output is ``STAGE-RESULT <json>``: the in-process seconds of the work (imports
@@ -84,8 +88,9 @@ class GCTimer:
 
 def elaborate(work: Path, cfg: dict) -> dict:
     from amaranth.hdl import _ir
+    from gen.emit import _fewer_collections
     from hdl import HSSAccelerator
-    with GCTimer() as gct:
+    with _fewer_collections(), GCTimer() as gct:
         t0 = time.perf_counter()
         dut = HSSAccelerator(_config(cfg))
         fragment = _ir.Fragment.get(dut, None)
@@ -98,21 +103,15 @@ def elaborate(work: Path, cfg: dict) -> dict:
 
 
 def verilog(work: Path, cfg: dict) -> dict:
-    from amaranth.back import verilog as back
-    from hdl import HSSAccelerator
+    from gen.emit import emit_verilog
     with GCTimer() as gct:
         t0 = time.perf_counter()
-        text = back.convert(HSSAccelerator(_config(cfg)), name=TOP)
+        text = emit_verilog(_config(cfg))[0][TOP]
         seconds = time.perf_counter() - t0
-    raw_bytes = len(text.encode())
-    # as `python -m gen` writes it: `src` attributes relative to the project or
-    # site-packages, so that the size does not depend on where the checkout is
-    from gen.emit import _relative_src
-    text = _relative_src(text)
     rtl = work / "rtl"
     rtl.mkdir(parents=True, exist_ok=True)
     (rtl / f"{TOP}.v").write_text(text)
-    return {"seconds": seconds, "bytes": len(text.encode()), "bytes_raw": raw_bytes,
+    return {"seconds": seconds, "bytes": len(text.encode()),
             "modules": sum(1 for line in text.splitlines() if line.startswith("module ")),
             **gct.info()}
 
@@ -206,29 +205,28 @@ def _synth_info(timer: PassTimer, t0: float) -> dict:
             "top_passes": dict(list(per_pass.items())[:6])}
 
 
-def nand2(work: Path, cfg: dict) -> dict:
-    import synth
+def _synthesize(work: Path, target: str, log: str, cfg: dict) -> tuple[dict, dict]:
+    from gen.area import synthesize_design
     text = (work / "rtl" / f"{TOP}.v").read_text()
-    folder = work / "synth" / "generic"
+    folder = work / "synth" / target
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with PassTimer(folder / "area.log") as timer:
-        r = synth.area_nand2(text, TOP, folder, fast=cfg.get("fast", False))
-    return {**_synth_info(timer, t0), "nand2_eq": r["total"]["area"],
-            "flip_flops": r["total"]["ff_count"], "fast": cfg.get("fast", False),
-            "modules": len(r["modules"])}
+    with PassTimer(folder / log) as timer:
+        r = synthesize_design(text, work / "synth", [target], False,
+                              fast=cfg.get("fast", False))[target]
+    return _synth_info(timer, t0), r
+
+
+def nand2(work: Path, cfg: dict) -> dict:
+    info, r = _synthesize(work, "generic", "area.log", cfg)
+    return {**info, "nand2_eq": r["nand2_eq"], "flip_flops": r["flip_flops"],
+            "fast": cfg.get("fast", False), "composed": r.get("composed")}
 
 
 def ecp5(work: Path, cfg: dict) -> dict:
-    import synth
-    text = (work / "rtl" / f"{TOP}.v").read_text()
-    folder = work / "synth" / "ecp5"
-    folder.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with PassTimer(folder / "ecp5.log") as timer:
-        r = synth.ecp5(text, TOP, folder)
-    return {**_synth_info(timer, t0), "lut4": r["lut4"], "ff": r["ff"],
-            "mult18x18d": r["mult18x18d"], "ccu2c": r["ccu2c"]}
+    info, r = _synthesize(work, "ecp5", "ecp5.log", cfg)
+    return {**info, "lut4": r["lut4"], "ff": r["ff"], "mult18x18d": r["mult18x18d"],
+            "ccu2c": r["ccu2c"], "composed": r.get("composed")}
 
 
 def parse(output: str) -> dict:

@@ -18,9 +18,10 @@ from hdl import LATENCY, HSSAccelerator, HSSDecompressor
 from hdl.config import FlexConfig
 from hdl.flex import FLEX_LATENCY, FlexAccelerator
 from synth import tools
+from synth.compose import distinct_modules
 
-__all__ = ["TOP", "DECOMPRESSOR", "emit_verilog", "emitter_yosys", "manifest", "write_json",
-           "tool_versions"]
+__all__ = ["TOP", "DECOMPRESSOR", "SHARE_MODULES_ABOVE_PES", "emit_verilog", "emitter_yosys",
+           "manifest", "write_json", "tool_versions"]
 
 TOP = "hss_accelerator"
 DECOMPRESSOR = "hss_decompressor"
@@ -77,10 +78,26 @@ def _fewer_collections():
         gc.set_threshold(*old)
 
 
+#: Above this many PEs the accelerator's Verilog defines each distinct module once.
+#: Amaranth writes one module per submodule *instance*, so an array of N PEs arrives as N
+#: copies of the same PE under N names; every tool after it (Verilator above all: 16x16 built
+#: in 136 s from the copies, in 27 s from the shared modules) pays for each copy again. With
+#: ``synth.compose.distinct_modules`` the copies become instances of one representative
+#: (e.g. every interior PE instantiates ``hss_accelerator.array.pe_0_1``); the logic is the
+#: same, only module names and the module count change. Up to 4x4 the Verilog stays exactly
+#: as Amaranth writes it, so small builds keep their RTL byte for byte.
+SHARE_MODULES_ABOVE_PES = 16
+
+
+def _pes(config) -> int:
+    return config.rows * config.cols
+
+
 def emit_verilog(config) -> tuple[dict[str, str], dict[str, list]]:
     """Verilog text per top module name, and the port list of each: the accelerator, and
     for a fixed pattern its decompressor (a flexible build has none: the decompressor is
-    per pattern)."""
+    per pattern). Above ``SHARE_MODULES_ABOVE_PES`` PEs the accelerator's identical
+    modules are defined once."""
     with _fewer_collections():
         if isinstance(config, FlexConfig):
             components = {TOP: FlexAccelerator(config)}
@@ -91,6 +108,8 @@ def emit_verilog(config) -> tuple[dict[str, str], dict[str, list]]:
         with _builtin_yosys():
             texts = {name: _relative_src(verilog.convert(c, name=name))
                      for name, c in components.items()}
+        if _pes(config) > SHARE_MODULES_ABOVE_PES:
+            texts[TOP] = distinct_modules(texts[TOP], TOP).reduced
         return texts, {name: ports(c) for name, c in components.items()}
 
 

@@ -9,7 +9,9 @@ from hdl import LATENCY
 from hss.energy import ActionCounts, EnergyError, energy
 from hdl.flex import FLEX_LATENCY
 
+from .area import COMPOSE_ABOVE_PES
 from .emit import write_json
+from .simulate import WAVES, rerun_command
 
 __all__ = ["build_report", "write_report", "tax"]
 
@@ -179,7 +181,7 @@ def _flex_report(plan, layers, sim, area) -> dict:
         mode["cycles"] = sum(l["cycles"] for l in ran) if ran and all(
             l["cycles"] is not None for l in ran) else None
     if sim is not None:
-        report["testbench"] = _testbench(plan, sim)
+        report["testbench"] = _testbench(plan, sim) | _debug(plan, sim)
     if area is not None:
         report["area"] = area
         tx = tax(area["design"], area["dense_twin"], 1.0)
@@ -189,13 +191,76 @@ def _flex_report(plan, layers, sim, area) -> dict:
                 mode["throughput_per_area_vs_dense"] = round(
                     mode["speedup_limit"] / tx["area_ratio"], 4)
         report["sparsity_tax"] = tx
-    report["summary"] = _flex_summary(report)
+    report["summary"] = _flex_summary(report, _debug_summary(plan, report.get("testbench")))
     return report
 
 
 def _testbench(plan, sim) -> dict:
     return {"simulator": plan.args.sim, "passed": sim.passed, "cycles": sim.cycles,
             "ideal_cycles": sim.ideal, "cycles_over_ideal": _ratio(sim.cycles, sim.ideal)}
+
+
+def _debug(plan, sim) -> dict:
+    """What debugging the run needs: the waveforms of a traced run; of a failing one, its
+    first mismatching tile and the command that runs it again traced, with its stalls.
+    Paths are relative to the output folder, which stays relocatable."""
+    out = {}
+    if sim.waves is not None:
+        out["waves"] = f"tb/{sim.waves.name}"
+    if not sim.passed:
+        out.update(mismatches=sim.mismatches, messages=list(sim.messages),
+                   first_mismatch=sim.first_mismatch, stalls=sim.stalls,
+                   rerun=rerun_command("tb", plan.args.sim, sim.stalls))
+    return out
+
+
+def _first_mismatch_text(t) -> str:
+    """The first mismatching tile in a line, or what else stopped the run (a timeout)."""
+    f = t["first_mismatch"]
+    if f is None:
+        return t["messages"][0] if t["messages"] else "no mismatch reported"
+    wrong = [f"row {e['row']} col {e['col']} got {e['got']} expected {e['expected']}"
+             for e in f["elements"]]
+    if f["overflow"] is not None:
+        wrong.append(f"overflow flag got {f['overflow']['got']} expected "
+                     f"{f['overflow']['expected']}")
+    return (f"first mismatching tile {f['tile']}: {wrong[0]}"
+            + (f" (+{len(wrong) - 1} more)" if len(wrong) > 1 else "")
+            + f"; {t['mismatches']} mismatches in all")
+
+
+def _debug_summary(plan, t) -> list[str]:
+    """Summary lines of ``_debug``, naming the output folder (printed, not kept)."""
+    if t is None:
+        return []
+    lines = [f"waveforms: {plan.out / t['waves']}"] if "waves" in t else []
+    if not t["passed"]:
+        lines += [_first_mismatch_text(t), "re-run traced: " + rerun_command(
+            plan.out / "tb", t["simulator"], t["stalls"])]
+    return lines
+
+
+def _debug_md(t) -> list[str]:
+    md = []
+    if "waves" in t:
+        md += [f"Waveforms of this run: `{t['waves']}` (VCD: every signal of `tb` and the "
+               f"accelerator).", ""]
+    if t["passed"]:
+        return md
+    f = t["first_mismatch"]
+    if f is None:
+        md += ["The testbench stopped: " + ("; ".join(f"`{m}`" for m in t["messages"])
+                                           or "no mismatch reported") + ".", ""]
+    else:
+        md += [f"**First mismatching tile: {f['tile']}** ({t['mismatches']} mismatches in all; "
+               f"the testbench lists the first 10; rows and columns of Z):", ""]
+        md += _table(["row", "col", "got", "expected"],
+                     [[e["row"], e["col"], e["got"], e["expected"]] for e in f["elements"]]
+                     + ([["overflow flag", "", f["overflow"]["got"], f["overflow"]["expected"]]]
+                        if f["overflow"] is not None else [])) + [""]
+    md += ["Run just this simulation again, with the same stalls and every signal dumped to "
+           f"`tb/{WAVES}` (from this folder): `{t['rerun']}`", ""]
+    return md
 
 
 def _energy_summary(r) -> list[str]:
@@ -213,7 +278,7 @@ def _tasd_summary(r) -> list[str]:
     return lines + ([f"... and {len(rows) - 3} more TASD layers"] if len(rows) > 3 else [])
 
 
-def _flex_summary(r) -> list[str]:
+def _flex_summary(r, debug) -> list[str]:
     modes = r["modes"]
     lines = [f"mode set {r['pattern']}: {len(modes)} modes, density {modes[0]['density']} .. "
              f"{min(modes, key=lambda m: m['density_value'])['density']}, "
@@ -223,7 +288,7 @@ def _flex_summary(r) -> list[str]:
         lines.append(f"testbench ({t['simulator']}): {'PASS' if t['passed'] else 'FAIL'}, "
                      f"{t['cycles']} cycles for {t['ideal_cycles']} steps of "
                      f"{len(r['layers'])} layers (+{r['latency']} latency)")
-    lines += _tasd_summary(r) + _energy_summary(r)
+    lines += debug + _tasd_summary(r) + _energy_summary(r)
     tx = r.get("sparsity_tax", {})
     if "area_ratio" in tx:
         best = max(modes, key=lambda m: m.get("throughput_per_area_vs_dense", 0))
@@ -263,15 +328,15 @@ def build_report(plan, layers, sim, area) -> dict:
             "simulator": plan.args.sim, "passed": sim.passed, "cycles": sim.cycles,
             "ideal_cycles": sim.ideal, "cycles_over_ideal": _ratio(sim.cycles, sim.ideal),
             "dense_pe_cycles": vectors.tiles * plan.layers[0].padded_k // p.slots,
-        }
+        } | _debug(plan, sim)
     if area is not None:
         report["area"] = area
         report["sparsity_tax"] = tax(area["design"], area["dense_twin"], speedup)
-    report["summary"] = _summary(report)
+    report["summary"] = _summary(report, _debug_summary(plan, report.get("testbench")))
     return report
 
 
-def _summary(r) -> list[str]:
+def _summary(r, debug) -> list[str]:
     lines = [f"pattern {r['pattern']}: density {r['density']}, speed-up limit "
              f"{r['speedup_limit']:g}x, {r['storage']['bits_per_element']:.2f} bits/element"]
     t = r.get("testbench")
@@ -279,7 +344,7 @@ def _summary(r) -> list[str]:
         lines.append(f"testbench ({t['simulator']}): {'PASS' if t['passed'] else 'FAIL'}, "
                      f"{t['cycles']} cycles for {t['ideal_cycles']} steps "
                      f"(+{r['latency']} latency)")
-    lines += _tasd_summary(r) + _energy_summary(r)
+    lines += debug + _tasd_summary(r) + _energy_summary(r)
     tx = r.get("sparsity_tax", {})
     if "area_ratio" in tx:
         lines.append(f"area {r['area']['design']['generic']['nand2_eq']:.0f} NAND2-eq = "
@@ -336,6 +401,7 @@ def _area_md(r) -> list[str]:
         rows.append(["transistors (estimate)", _fmt(d["generic"]["transistors"]),
                      _fmt(t["generic"]["transistors"]), ""])
         md += _table(["level", r["pattern"], f"dense twin {twin}", "ratio"], rows) + [""]
+        md += _composed_generic_md(d["generic"], t["generic"])
         if "decompressor" in a:
             dc = a["decompressor"]
             md += [f"The HSS decompressor (`hss_decompressor`, a separate module, not part of "
@@ -344,9 +410,11 @@ def _area_md(r) -> list[str]:
     for target, cols in (("ecp5", ("lut4", "ff", "mult18x18d", "ccu2c")),
                          ("ice40", ("lut4", "ff", "mac16", "carry"))):
         if target in d:
-            md += [f"## {target.upper()} (Yosys synth_{target}, flattened)", ""]
+            how = "composed" if "composed" in d[target] else "flattened"
+            md += [f"## {target.upper()} (Yosys synth_{target}, {how})", ""]
             md += _table(["resource", r["pattern"], f"dense twin {twin}"],
                          [[k, d[target][k], t[target][k]] for k in cols]) + [""]
+            md += _composed_ecp5_md(d[target], t[target]) if target == "ecp5" else []
     if "fmax" in d:
         md += ["## Fmax (nextpnr-ecp5, pin-light register wrapper)", ""]
         md += _table(["", r["pattern"], f"dense twin {twin}", "ratio"],
@@ -354,6 +422,36 @@ def _area_md(r) -> list[str]:
                        _fmt(t["fmax"]["fmax_mhz"], 1), _fmt(tx.get("fmax_ratio"), 3)],
                       ["critical path", _path(d["fmax"]), _path(t["fmax"]), ""]]) + [""]
     return md
+
+
+def _composed_generic_md(design: dict, twin: dict) -> list[str]:
+    """How a composed NAND2 total was made (``synth.flows.area_nand2_composed``)."""
+    out = []
+    for label, area in (("the accelerator", design), ("its dense twin", twin)):
+        c = area.get("composed")
+        if c:
+            out.append(f"NAND2 area of {label} composed (above {COMPOSE_ABOVE_PES} PEs): its "
+                       f"{c['distinct_modules']} distinct modules mapped once each, the "
+                       f"total counting all {c['instances']:,} module instances (within "
+                       f"0.3 % of mapping every instance, sim_tests/test_synth_compose.py).")
+    return out + [""] if out else []
+
+
+def _composed_ecp5_md(design: dict, twin: dict) -> list[str]:
+    """How a composed ECP5 count was made (``synth.flows.ecp5_composed``)."""
+    out = []
+    for label, res in (("the accelerator", design), ("its dense twin", twin)):
+        c = res.get("composed")
+        if c:
+            out.append(f"ECP5 resources of {label} composed (above {COMPOSE_ABOVE_PES} PEs): "
+                       f"its {c['kept_modules']} distinct PE modules synthesized once each, "
+                       f"whole, and counted for all {c['kept_instances']:,} PEs, the rest "
+                       f"flattened around them.")
+    if out:
+        out.append("Composed flip-flop counts are an upper bound: the flat flow merges "
+                   "equivalent registers of different PEs (4:6,2:4 at 4x4: +19 % flip-flops, "
+                   "+1.0 % LUT4; sim_tests/test_gen_scale.py).")
+    return out + [""] if out else []
 
 
 def _layers_md(r) -> list[str]:
@@ -456,6 +554,7 @@ def _flex_markdown(r, area_only=False) -> list[str]:
     if t:
         md += [f"{t['simulator']}: **{'PASS' if t['passed'] else 'FAIL'}**, {t['cycles']} "
                f"cycles for {t['ideal_cycles']} steps ({t['cycles_over_ideal']:.3f}x).", ""]
+        md += _debug_md(t)
     else:
         md += ["Not simulated (`--sim none`).", ""]
     md += _energy_md(r)
@@ -494,6 +593,7 @@ def markdown(r, area_only=False) -> str:
                          [[t["simulator"], "PASS" if t["passed"] else "FAIL", t["cycles"],
                            t["ideal_cycles"], f"{t['cycles_over_ideal']:.3f}",
                            t["dense_pe_cycles"]]]) + [""]
+            md += _debug_md(t)
         else:
             md += ["Not simulated (`--sim none`).", ""]
         if len(r["layers"]) > 1 or "tasd" in r["layers"][0]:

@@ -196,9 +196,10 @@ def test_area_composes_only_above_the_threshold(monkeypatch, tmp_path):
     monkeypatch.setattr(gen.area, "area_nand2_composed", fake("composed"))
     small = _emit(AcceleratorConfig("2:4", 4, 4, 8, True))
     assert pe_count(small) == 16 == COMPOSE_ABOVE_PES
-    big = small.replace(
-        "module \\hss_accelerator.array.pe_0_0 ", "module \\hss_accelerator.array.pe_9_9 (x);\n"
-        "endmodule\nmodule \\hss_accelerator.array.pe_0_0 ")
+    instance = "  \\hss_accelerator.array.pe_0_0  pe_0_0 ("
+    assert small.count(instance) == 1
+    big = small.replace(instance, "  \\hss_accelerator.array.pe_0_0  pe_9_9 (\n  );\n"
+                        + instance)
     assert pe_count(big) == 17
     r = gen.area.synthesize_design(small, tmp_path, ["generic"], False)
     assert "composed" not in r["generic"]

@@ -21,7 +21,7 @@ from .wrapper import pin_light_wrapper
 from .yosys import (TRANSISTORS, SynthError, liberty_cells, liberty_path, run_nextpnr_ecp5,
                     run_yosys)
 
-__all__ = ["area_nand2", "area_nand2_composed", "ecp5", "ice40", "fmax_ecp5", "top_ports",
+__all__ = ["area_nand2", "area_nand2_composed", "ecp5", "ecp5_composed", "ice40", "fmax_ecp5", "top_ports",
            "summarize_area"]
 
 # Flip-flop types the Liberty file has; everything else (enables, sync resets,
@@ -37,14 +37,15 @@ _DFF_LEGAL = "-cell $_DFF_P_ 01 -cell $_DFF_PP0_ 01 -cell $_DFF_PP1_ 01"
 _ABC9_NAME_FIX = "rename -hide w:*[* i:* %d o:* %d"
 
 
-def _fpga_script(command: str, top: str, extra: str, report: str) -> str:
-    """``command`` (synth_ecp5/synth_ice40) split at map_luts around the name fix."""
+def _fpga_script(command: str, top: str, extra: str, report: str, stat: str = "") -> str:
+    """``command`` (synth_ecp5/synth_ice40) split at map_luts around the name fix;
+    ``stat``: options of the final ``stat`` (``-top X`` totals a kept hierarchy)."""
     return "\n".join([
         "read_verilog design.v",
         f"{command} -top {top} -run :map_luts",
         _ABC9_NAME_FIX,
         f"{command} -top {top} -run map_luts:{extra}",
-        f"tee -q -o {report} stat -json",
+        f"tee -q -o {report} stat -json" + (f" {stat}" if stat else ""),
         "",
     ])
 
@@ -287,9 +288,11 @@ def _ecp5_synth(verilog, top, workdir, *, netlist, timeout):
     out = " -json ecp5_netlist.json" if netlist else ""
     run_yosys(_fpga_script("synth_ecp5", top, out, "ecp5_stat.json"), workdir, "ecp5",
               timeout=timeout)
-    cells = _fpga_stat(workdir, "ecp5")
-    report = {
-        "top": top,
+    return workdir, {"top": top, **_ecp5_counts(_fpga_stat(workdir, "ecp5"))}
+
+
+def _ecp5_counts(cells: dict) -> dict:
+    return {
         "lut4": cells.get("LUT4", 0),
         "ff": cells.get("TRELLIS_FF", 0),
         "ccu2c": cells.get("CCU2C", 0),
@@ -300,7 +303,6 @@ def _ecp5_synth(verilog, top, workdir, *, netlist, timeout):
         "cells": cells,
         "cell_count": sum(cells.values()),
     }
-    return workdir, report
 
 
 def ecp5(verilog: str, top: str, workdir: str | os.PathLike, *,
@@ -314,6 +316,58 @@ def ecp5(verilog: str, top: str, workdir: str | os.PathLike, *,
     (every cell type: count), "cell_count"}``.
     """
     workdir, report = _ecp5_synth(verilog, top, workdir, netlist=False, timeout=timeout)
+    _write_report(workdir, "ecp5.json", report)
+    return report
+
+
+def ecp5_composed(verilog: str, top: str, workdir: str | os.PathLike, *, keep: str,
+                  timeout: float | None = None) -> dict:
+    """``ecp5`` with the modules whose (bare) name matches the regular expression ``keep``
+    synthesized once per distinct body and counted once per instance.
+
+    ``synth_ecp5`` flattens the design, so its time grows with the whole array (16x16 PEs:
+    262 s). Here the design is first reduced to one representative per class of identical
+    modules (``synth.compose.distinct_modules``); the ``keep`` modules get yosys'
+    ``keep_hierarchy``, so each is flattened and mapped *inside* (its submodules merged into
+    it, as in the flat flow), while everything else is flattened around them; ``stat -top``
+    multiplies each kept module by its instance count. What this cannot see is logic shared
+    *between* instances of kept modules: the flat flow merges equivalent flip-flops of
+    different instances (e.g. each PE of a row registering the same weights), which a
+    composed count keeps, one per instance. The report states the composition.
+
+    Returns ``ecp5``'s dict plus ``"composed": {"kept_modules" (distinct kept modules
+    synthesized), "kept_instances", "flat_equivalent": False}``. Raises ``ValueError`` when
+    no module matches ``keep`` (nothing to compose: use ``ecp5``) or the instance counts
+    after synthesis differ from the text's.
+    """
+    from .compose import distinct_modules
+    top = _top_arg(top)
+    comp = distinct_modules(verilog, top)
+    pattern = re.compile(keep)
+    kept = [comp.rep[n] for n in comp.rep if comp.rep[n] == n and pattern.search(n)]
+    if not kept:
+        raise ValueError(f"no module under {top!r} matches {keep!r}")
+    instances = comp.instances()
+    expected = {n: sum(instances[m] for m in comp.rep if comp.rep[m] == n) for n in kept}
+    text = comp.reduced
+    for name in kept:       # as written: an escaped name keeps its backslash
+        text = re.sub(rf"^module (\\?{re.escape(name)})(?=[\s(;])",
+                      r"(* keep_hierarchy *)\nmodule \1", text, count=1, flags=re.MULTILINE)
+    workdir = _prepare(text, workdir)
+    run_yosys(_fpga_script("synth_ecp5", top, "", "ecp5_stat.json", stat=f"-top {top}"),
+              workdir, "ecp5", timeout=timeout)
+    stat = _read_stat(workdir / "ecp5_stat.json")
+    by_type = stat["design"]["num_cells_by_type"]
+    got = {n: by_type.get(n, 0) for n in kept}
+    if got != expected:
+        raise ValueError(f"kept instances after synthesis {got} differ from the text "
+                         f"{expected}")
+    cells = {_clean(k): v for k, v in sorted(by_type.items())
+             if k != "$scopeinfo" and k not in expected}
+    report = {"top": top, **_ecp5_counts(cells),
+              "composed": {"kept_modules": len(kept),
+                           "kept_instances": sum(expected.values()),
+                           "flat_equivalent": False}}
     _write_report(workdir, "ecp5.json", report)
     return report
 
