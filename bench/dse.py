@@ -18,8 +18,9 @@ and ``dse.png`` plots the Pareto fronts.
 ``--fast`` screens: gen runs without synthesis and dse synthesizes the generic NAND2-eq area
 itself with ABC skipped (``synth.area_nand2(fast=True)``), no ECP5 and no Fmax; a Verilog text
 met twice (a dense twin shared by points, a design that is another's twin) is synthesized once:
-its area is cached by the Verilog's sha256. The full flow synthesizes every point's twin inside
-gen (sharing it there would need a gen option).
+its area is cached by the Verilog's sha256. The full flow shares the same way through gen's
+``--synth-cache <out>/dse-cache/synth`` (``gen.synth_cache``): points with one dense twin (every
+pattern of an array, width and multiplier count) synthesize it once, whichever runs first.
 """
 from __future__ import annotations
 
@@ -221,7 +222,9 @@ def run_point(point: dict, digest: str, work: str, area_cache: str | None = None
     log = folder / "gen.log"
     row = {"point": point, "hash": digest}
     try:
-        report = run_gen(gen_args(point), folder / "out", log)
+        shared = ["--synth-cache", str(Path(area_cache) / "synth")] \
+            if area_cache and point["synth"] and not point["fast"] else []
+        report = run_gen(gen_args(point) + shared, folder / "out", log)
         fast_area = None
         if point["fast"] and point["synth"]:
             fast_area = _fast_area(point, folder, Path(area_cache) if area_cache else None)

@@ -23,6 +23,7 @@ import hss
 import synth
 from synth import tools
 
+from .board import BOARDS, BoardMisfit, check_board
 from .inputs import InputError
 from .outdir import OutputBusy, OutputFolder, OutputLock
 from .pipeline import ToolMissing, check_tools, run
@@ -118,11 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthesis targets among generic,ecp5,ice40 (default generic,ecp5)")
     p.add_argument("--fmax", action="store_true",
                    help="place and route with nextpnr-ecp5 for Fmax (slow: minutes for 4x4)")
+    p.add_argument("--board", choices=sorted(BOARDS), default=None, metavar="NAME",
+                   help=f"also build an on-board self-test bitstream of the run's GEMM into "
+                        f"board/ (YoWASP tools; slow: place and route), for one of "
+                        f"{', '.join(sorted(BOARDS))}; a design too big for the board is "
+                        f"refused")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--stalls", default=None, metavar="SEED", type=_seed,
                    help="random back-pressure on every stream in the testbench, from this "
                         "seed (0 to 2**32-1); `make sim-verilator STALLS=SEED|off` in tb/ "
                         "chooses again without regenerating")
+    p.add_argument("--trace", action="store_true",
+                   help="dump every signal of the testbench's simulation to tb/waves.vcd "
+                        "(slower: for debugging; `make sim-verilator TRACE=1` in tb/ does the "
+                        "same without regenerating)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help=f"tools run in parallel (default: the cores this process may use, "
                         f"{cores()} here)")
@@ -135,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time limit of the simulator's build and of its run (default 3600)")
     p.add_argument("--progress-interval", type=float, default=30, metavar="SECONDS",
                    help="seconds between heartbeat lines of a long stage (default 30; 0: none)")
+    p.add_argument("--synth-cache", default=None, metavar="DIR",
+                   help="reuse synthesis results stored in DIR, keyed by the Verilog, the flow "
+                        "and its options, and store new ones there (runs may share DIR: a "
+                        "sweep synthesizes a dense twin once for all its designs)")
     return p
 
 
@@ -197,8 +211,13 @@ def main(argv=None) -> int:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", hss.PaddingWarning)
-                plan = Plan(build_parser().parse_args(argv))
+                args = build_parser().parse_args(argv)
+                if args.trace and args.sim == "none":
+                    raise InputError("--trace dumps the testbench's simulation; --sim none "
+                                     "runs none")
+                plan = Plan(args)
             check_tools(plan)
+            check_board(plan)
         except (InputError, hss.HSSError, ToolMissing) as e:
             return _error(str(e), 2)
         except Interrupted as e:                # still checking the input: nothing written
@@ -217,7 +236,7 @@ def main(argv=None) -> int:
             tools.stop_all()
             folder.discard()
             return _interrupted(e.signum, plan.out)
-        except ToolMissing as e:
+        except (ToolMissing, BoardMisfit) as e:   # BoardMisfit: found after synthesis
             folder.discard()
             return _error(str(e), 2)
         except (SimError, synth.SynthError, tools.ToolTimeout) as e:

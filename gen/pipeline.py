@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import hss
 from hdl import LATENCY
-from hdl.stimulus import flex_gemm_vectors, gemm_vectors, segment_vectors
 from synth import tools
 from synth.tools import ToolMissing
 
 from .area import synthesize_decompressor, synthesize_design
+from .board import board_stage
 from .emit import DECOMPRESSOR, TOP, emit_verilog, manifest, tool_versions, write_json
+from .fusesoc import write_core
 from .progress import Progress
 from .report import build_report, write_report
 from .simulate import needed_tools, simulate
+from .synth_cache import cache_key, cached
 from .testbench import write_testbench
 
 __all__ = ["check_tools", "needed", "run", "ToolMissing"]
@@ -66,6 +66,8 @@ def _config_json(plan) -> dict:
         argv += [x for option, label in way for x in (option, label)] if a.tasd else []
     argv += ([] if a.synth else ["--no-synth"]) + (["--fmax"] if a.fmax else [])
     argv += ["--stalls", a.stalls] if a.stalls is not None else []
+    argv += ["--trace"] if a.trace else []
+    argv += ["--board", a.board] if a.board else []
     argv += ["--energy-table", a.energy_table] if a.energy_table else []
     out = {"pattern": str(plan.modes)}
     if plan.flexible:
@@ -85,7 +87,7 @@ def _config_json(plan) -> dict:
 
 def _clean_build_products(tb: Path) -> None:
     """Simulator build folders hold binaries that differ run to run: keep sources only."""
-    for name in ("obj_dir", "sim_build", "__pycache__"):
+    for name in ("obj_dir", "obj_dir_trace", "sim_build", "__pycache__"):
         shutil.rmtree(tb / name, ignore_errors=True)
     for pattern in ("*.vvp", "results.xml"):
         for f in tb.glob(pattern):
@@ -101,6 +103,7 @@ def run(plan, work: Path) -> int:
     a, c = plan.args, plan.config
     stages = ["generate", "testbench"] + (["simulate"] if a.sim != "none" else []) + \
         (["synthesize"] if a.synth or a.fmax else []) + ["report"]
+    stages[-1:-1] = ["board"] if a.board else []     # --board: gen.board
     progress = Progress(stages, interval=a.progress_interval)
     for layer in plan.layers:
         if not (a.weights or a.shape):
@@ -133,13 +136,10 @@ def _stages(plan, work: Path, progress: Progress) -> int:
     progress.done(f"{sum(len(t) for t in texts.values()) // 1024} KiB of Verilog in rtl/")
 
     progress.start("testbench")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", hss.PaddingWarning)
-        layers = [segment_vectors(c, layer.segments, layer.A) if layer.tasd is not None
-                  else flex_gemm_vectors(c, layer.W, layer.A, layer.mode) if plan.flexible
-                  else gemm_vectors(c, layer.W, layer.A) for layer in plan.layers]
+    layers = plan.vectors()
     write_testbench(work / "tb", layers, top=TOP, rtl_rel=f"../rtl/{TOP}.v",
                     stall_seed=a.stalls, tool_paths=_tool_paths(a.sim))
+    write_core(work, plan.default_name())
     progress.done(", ".join(f"{v.tiles} tiles x {v.steps_per_tile} steps" for v in layers[:3])
                   + (f" ... ({len(layers)} layers)" if len(layers) > 3 else "")
                   + (f", random stalls (seed {a.stalls})" if a.stalls is not None else ""))
@@ -148,7 +148,7 @@ def _stages(plan, work: Path, progress: Progress) -> int:
     status = 0
     if a.sim != "none":
         progress.start("simulate")
-        sim = simulate(work / "tb", a.sim, timeout=a.sim_timeout)
+        sim = simulate(work / "tb", a.sim, timeout=a.sim_timeout, trace=a.trace)
         _clean_build_products(work / "tb")
         status = 0 if sim.passed else 1
         progress.done(f"{'PASS' if sim.passed else 'FAIL'}, {sim.cycles} cycles "
@@ -168,12 +168,25 @@ def _stages(plan, work: Path, progress: Progress) -> int:
         if "generic" in targets and DECOMPRESSOR in texts:
             jobs["decompressor"] = (synthesize_decompressor, texts[DECOMPRESSOR],
                                     work / "synth" / "decompressor", a.synth_timeout)
+        hits = []
+
+        def run_job(name, fn, text, folder, *rest):
+            if a.synth_cache is None:
+                return fn(text, folder, *rest)
+            options = {"targets": targets, "fmax": a.fmax} if fn is synthesize_design else {}
+            result, hit = cached(a.synth_cache, cache_key(fn.__name__, text, options),
+                                 lambda: fn(text, folder, *rest))
+            if hit:
+                hits.append(name)
+            return result
         # the tools are subprocesses: threads are enough to keep --jobs cores busy
         with ThreadPoolExecutor(max_workers=plan.jobs) as pool:
-            futures = {k: pool.submit(fn, *rest) for k, (fn, *rest) in jobs.items()}
+            futures = {k: pool.submit(run_job, k, *job) for k, job in jobs.items()}
             area = {k: f.result() for k, f in futures.items()}
-        progress.done(_area_line(area))
+        progress.done(_area_line(area) + (f"; from the synthesis cache: "
+                                          f"{', '.join(sorted(hits))}" if hits else ""))
 
+    board_stage(plan, layers, work, progress)      # --board: a bitstream (gen.board)
     progress.start("report")
     report = build_report(plan, layers, sim, area)
     write_report(work, report)

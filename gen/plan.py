@@ -21,6 +21,7 @@ import numpy as np
 import hss
 from hdl import AcceleratorConfig
 from hdl.config import FlexConfig
+from hdl.stimulus import flex_gemm_vectors, gemm_vectors, segment_vectors
 
 from .inputs import InputError, file_sha256, load_matrix, random_operands
 
@@ -169,6 +170,8 @@ class Plan:
             if getattr(args, name) <= 0:
                 raise InputError(f"--{name.replace('_', '-')} must be positive seconds, "
                                  f"got {getattr(args, name):g}")
+        if args.synth_cache is not None and not (args.synth or args.fmax):
+            raise InputError("--synth-cache applies to synthesis; --no-synth runs none")
         if args.stalls is not None and args.sim == "none":
             raise InputError("--stalls applies to the testbench's simulation; --sim none "
                              "runs none")
@@ -367,6 +370,17 @@ class Plan:
                 hss.check_conforms(W, self.modes.mode(densest), "W")   # names the offender
         return min(fits, key=lambda m: (self.modes.mode(m).density, m))
 
+    def vectors(self) -> list:
+        """Each layer's GEMM as beats for the array (``hdl.stimulus``): a TASD layer's terms
+        as segments, a flexible build's layer in its mode; the testbench and the board's
+        self-test run these."""
+        c = self.config
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", hss.PaddingWarning)
+            return [segment_vectors(c, layer.segments, layer.A) if layer.tasd is not None
+                    else flex_gemm_vectors(c, layer.W, layer.A, layer.mode) if self.flexible
+                    else gemm_vectors(c, layer.W, layer.A) for layer in self.layers]
+
     def default_name(self) -> str:
         """``build/<config name>`` for a default run; a run whose options change what is
         written gets a suffix hashed from them, so that two such runs never share a folder."""
@@ -381,7 +395,7 @@ class Plan:
                    "sim": None if a.sim == "verilator" else a.sim,
                    "synth": None if a.synth else False,
                    "targets": None if self.targets == ["generic", "ecp5"] else self.targets,
-                   "fmax": a.fmax or None}
+                   "fmax": a.fmax or None, "board": a.board, "trace": a.trace or None}
         options = {k: v for k, v in options.items() if v is not None}
         if not options:
             return self.config.name

@@ -128,3 +128,18 @@ def test_fast_screening_synthesizes_a_shared_verilog_once(tmp_path):
     assert row["nand2_eq"] > 0 and row["area_ratio"] == 1.0 and row["tpa_vs_dense"] == 1.0
     assert row["lut4"] is None and row["cycles"] is None and row["ideal_steps"] > 0
     assert len(list((tmp_path / "out" / "dse-cache").glob("area-fast-*.json"))) == 1
+
+
+def test_full_flow_points_share_their_dense_twin(tmp_path):
+    """4:8 and 2:4,2:2 have one dense twin (4:4, same accumulator): through gen's
+    --synth-cache it is synthesized once; each design and decompressor once more."""
+    spec = dse.check_spec({"ranks": ["4:8", "2:4,2:2"], "arrays": ["1x1"], "synth": True,
+                           "sim": "none", "targets": ["generic"]})
+    result = dse.sweep(spec, tmp_path / "out", workers=1, work=tmp_path / "work")
+    rows = result["rows"]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["nand2_eq"] != rows[1]["nand2_eq"]
+    assert rows[0]["nand2_eq"] / rows[0]["area_ratio"] == \
+        pytest.approx(rows[1]["nand2_eq"] / rows[1]["area_ratio"], rel=1e-3)   # one twin
+    entries = list((tmp_path / "out" / "dse-cache" / "synth").glob("*.json"))
+    assert len(entries) == 5            # 2 designs + 2 decompressors + 1 shared twin

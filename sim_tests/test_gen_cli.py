@@ -214,7 +214,7 @@ def test_failing_testbench_exits_1_and_keeps_logs(tmp_path, monkeypatch, capsys)
         tiles = v.expected_tiles.copy()
         tiles[0, 0, 0] += 1
         return v.__class__(**{**v.__dict__, "expected_tiles": tiles})
-    monkeypatch.setattr("gen.pipeline.gemm_vectors", corrupted)
+    monkeypatch.setattr("gen.plan.gemm_vectors", corrupted)
     out = tmp_path / "o"
     status = main(["--ranks", "2:4", "--rows", "1", "--cols", "1", "--no-synth",
                    "--sim", "icarus", "--out", str(out)])

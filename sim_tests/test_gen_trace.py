@@ -108,7 +108,7 @@ def test_failing_run_names_its_first_mismatch_and_reruns_traced(tmp_path, monkey
         golden["z"] = int(tiles[0, 0, 0])
         tiles[0, 0, 0] += 1
         return v.__class__(**{**v.__dict__, "expected_tiles": tiles})
-    monkeypatch.setattr("gen.pipeline.gemm_vectors", corrupted)
+    monkeypatch.setattr("gen.plan.gemm_vectors", corrupted)
     out = tmp_path / "o"
     assert main([*SMALL, "--sim", sim, "--stalls", "7", "--out", str(out)]) == 1
     printed = capsys.readouterr().out

