@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="screening: gen without synthesis, generic area with ABC skipped")
     dse.add_argument("--retry-failed", action="store_true",
                      help="run again the points whose cached row failed")
+    scale = p.add_argument_group("scale", "generator stages vs array size (bench/scale.py)")
+    scale.add_argument("--max-side", type=_positive(int), default=None, metavar="N",
+                       help="largest square array, one of 1, 2, 4, ..., 64 (default 64: "
+                            "hours on 2 cores)")
     return p
 
 
@@ -75,6 +79,8 @@ def main(argv=None) -> int:
     if args.which != "dse" and any(getattr(args, a) not in (None, False) for a in dse_only):
         parser.error("--spec, --scheduler, --workers, --fast and --retry-failed apply to "
                      "dse only")
+    if args.which != "scale" and args.max_side is not None:
+        parser.error("--max-side applies to scale only")
     if args.which == "dse" and args.spec is None:
         parser.error("dse needs --spec FILE (e.g. bench/dse_example.toml)")
     args.jobs = args.jobs or cores()

@@ -120,6 +120,11 @@ def test_scale_targets_are_judged():
     t = _targets(_results({16: 31.0, 32: 200.0, 64: 1500.0}, 30000.0), sides, "cmd")
     assert [row[3] for row in t.rows].count("MISSED") == len(t.rows)
     assert _targets(_results({1: 1.0, 2: 1.0}), (1, 2), "cmd") is None
+    # a run that stopped at 32x32: memory not measured, growth judged up to 32x32
+    t = _targets(_results({16: 20.0, 32: 80.0}), (16, 32), "cmd")
+    verdicts = [row[3] for row in t.rows]
+    assert verdicts[:2] == ["met", "not measured"]
+    assert set(verdicts[2:]) == {"met (to 32x32 only)"}
 
 
 def test_report_states_the_composition():
