@@ -1,17 +1,19 @@
 """``--board NAME``: the run's GEMM as an on-board self-test bitstream (``hdl.selftest``).
 
 The bitstream holds the accelerator, the testbench's vectors in ROM and a UART that prints
-``PASS cycles=N`` or the first wrong element (``hss.selftest``). It is built with
-``amaranth-boards``' platform (``Platform().build(..., do_build=False)`` writes the Yosys
-script, the constraints and the tool commands) and the YoWASP tools, run here one by one
-so that the design's resources can be checked against the device between synthesis and
-place and route, and so that Ctrl-C and time limits stop them (``synth.tools``).
+``PASS cycles=N``, the first wrong element or, past a cycle limit (``watchdog_limit``),
+``FAIL timeout cycles=N`` (``hss.selftest``). It is built with ``amaranth-boards``' platform
+(``Platform().build(..., do_build=False)`` writes the Yosys script, the constraints and the
+tool commands) and the YoWASP tools, run here one by one so that the design's resources can
+be checked against the device between synthesis and place and route, and so that Ctrl-C
+and time limits stop them (``synth.tools``).
 
 Writes ``board/`` into the output folder: the bitstream, nextpnr's log (timing and
 utilization, ``<top>.tim``) and JSON report, Yosys's cell counts, ``board.json`` (the
-numbers) and a ``README.md`` with the programming command. A design that does not fit the
-device is refused (``BoardMisfit``, exit 2): first from estimates before anything is
-built (``check_board``), then from the synthesized cell counts.
+numbers) and a ``README.md`` with the programming command; ``board_stage`` returns
+``board.json``'s numbers as report.json's ``board`` section (``report_section``). A design
+that does not fit the device is refused (``BoardMisfit``, exit 2): first from estimates
+before anything is built (``check_board``), then from the synthesized cell counts.
 """
 from __future__ import annotations
 
@@ -26,13 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hdl.config import FlexConfig
-from hss.selftest import selftest_line
+from hss.selftest import selftest_line, timeout_line
 from synth import SynthError, tools
 from synth.tools import ToolMissing
 
 from .inputs import InputError
 
-__all__ = ["BOARDS", "DEVICES", "BoardMisfit", "check_board", "board_stage", "build_board"]
+__all__ = ["BOARDS", "DEVICES", "BoardMisfit", "check_board", "board_stage", "build_board",
+           "watchdog_limit", "report_section"]
 
 TOP = "top"
 BAUD = 115200
@@ -80,20 +83,21 @@ class Board:
     serial: str         # where its UART shows up on a Linux host
     button: str         # the button that prints the line again
     leds: str           # what its LEDs say (``hdl.selftest.SelfTestBoard``)
+    program_note: str   # the programmer's other mode
 
 
-_ULX3S = dict(module="amaranth_boards.ulx3s",
-              program="openFPGALoader --board ulx3s {file}   # -f: write the flash instead",
-              serial="/dev/ttyUSB0", button="FIRE1", leds="0 done, 1 pass, 2 fail")
+_ULX3S = dict(module="amaranth_boards.ulx3s", program="openFPGALoader --board ulx3s {file}",
+              program_note="-f: write the flash instead", serial="/dev/ttyUSB0",
+              button="FIRE1", leds="0 done, 1 pass, 2 fail")
 BOARDS = {
     "ulx3s-12f": Board(platform="ULX3S_12F_Platform", device="LFE5U-12F", **_ULX3S),
     "ulx3s-25f": Board(platform="ULX3S_25F_Platform", device="LFE5U-25F", **_ULX3S),
     "ulx3s-45f": Board(platform="ULX3S_45F_Platform", device="LFE5U-45F", **_ULX3S),
     "ulx3s-85f": Board(platform="ULX3S_85F_Platform", device="LFE5U-85F", **_ULX3S),
     "icebreaker": Board("amaranth_boards.icebreaker", "ICEBreakerPlatform", "iCE40UP5K",
-                        "iceprog {file}   # -S: configure the FPGA without the flash",
-                        "/dev/ttyUSB1 (the FTDI's second channel)", "The user button",
-                        "green pass, red fail"),
+                        "iceprog {file}", "/dev/ttyUSB1 (the FTDI's second channel)",
+                        "The user button", "green pass, red fail",
+                        "-S: configure the FPGA without the flash"),
 }
 
 #: The packages that ship each tool the build runs (for the "not found" message).
@@ -195,6 +199,15 @@ def _used(device: Device, cells: dict) -> dict:
             "bram": sum(n for t, n in cells.items() if t.startswith("SB_RAM40_4K"))}
 
 
+def watchdog_limit(layers) -> int:
+    """The self-test's cycle limit: 4x the cycles of a correct run plus 1,000. A correct
+    run takes exactly ``selftest_cycles`` (the ROMs never stall), so the margin is not
+    needed for timing; it keeps a miscounted cycle from ever reading as a hang, and a hang
+    still ends in well under a second (the ROMs hold at most some 10^5 steps)."""
+    from hdl.selftest import selftest_cycles
+    return 4 * selftest_cycles(layers) + 1_000
+
+
 def _run(argv, build: Path, what: str, log: str, timeout) -> None:
     with open(build / f"{what.split()[0]}.out", "w") as out:
         done = tools.run(argv, cwd=build, what=what, log=build / log, stdout=out,
@@ -217,7 +230,8 @@ def build_board(name: str, layers, out: Path, *, synth_timeout=None,
                  "nextpnr_opts": f"--report {TOP}.report.json"}
     overrides.update({"script_after_read": _ABC9_NAME_FIX} if device.family == "ecp5"
                      else {"synth_opts": "-dsp"})
-    top = SelfTestBoard(layers, baud=BAUD)
+    limit = watchdog_limit(layers)
+    top = SelfTestBoard(layers, limit=limit, baud=BAUD)
     plan = platform.build(top, name=TOP, build_dir=str(build), do_build=False, **overrides)
     plan.extract(str(build))
     commands = json.loads((build / f"build_{TOP}.json").read_text())["commands"]
@@ -244,7 +258,9 @@ def build_board(name: str, layers, out: Path, *, synth_timeout=None,
               "fmax_mhz": None if fmax is None else round(fmax, 2), "baud": BAUD,
               "used": used, "available": {"lut4": device.lut4, "dsp": device.dsp,
                                           "bram": device.bram},
-              "bitstream": bitstream, "expected_line": line}
+              "bitstream": bitstream, "program": board.program.format(file=bitstream),
+              "expected_line": line, "watchdog_cycles": limit,
+              "timeout_line": timeout_line(limit).strip()}
     (out / "board.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     (out / "README.md").write_text(_readme(name, board, result))
     shutil.rmtree(build)                    # netlists and logs of every step: large
@@ -263,12 +279,13 @@ clock and prints one line on the board's USB serial port ({r['baud']} baud, 8N1)
     {r['expected_line']}
 
 (a wrong result prints `FAIL tile=T row=R col=C exp=E got=G` instead, the first element
-that differs). LEDs: {board.leds}. {board.button} prints the line again: the
+that differs; a run still going after {r['watchdog_cycles']:,} cycles, a hang, prints
+`{r['timeout_line']}`). LEDs: {board.leds}. {board.button} prints the line again: the
 programmer holds the USB port while it loads the bitstream, so open the terminal after.
 
 Program it (SRAM, lost at power-off):
 
-    {board.program.format(file=r['bitstream'])}
+    {r['program']}   # {board.program_note}
 
 then read the line, e.g. `python -m serial.tools.miniterm {board.serial.split()[0]} {r['baud']}`
 (the port: {board.serial}).
@@ -280,12 +297,22 @@ blocks, {u['bram']} of {a['bram']} block RAMs; Fmax {fmax} (nextpnr). Files: `{T
 """
 
 
-def board_stage(plan, layers, work: Path, progress) -> None:
-    """The ``board`` stage of ``gen.pipeline`` (nothing without ``--board``)."""
+def report_section(r: dict, folder: str = "board") -> dict:
+    """``board.json``'s numbers ``r`` as report.json's ``board`` section: the same, with
+    the bitstream, the programming command and the README relative to the output folder
+    (``folder`` holds ``board.json``)."""
+    bitstream = f"{folder}/{r['bitstream']}"
+    return {**r, "bitstream": bitstream, "readme": f"{folder}/README.md",
+            "program": BOARDS[r["board"]].program.format(file=bitstream)}
+
+
+def board_stage(plan, layers, work: Path, progress) -> dict | None:
+    """The ``board`` stage of ``gen.pipeline``: report.json's ``board`` section, or None
+    (and nothing done) without ``--board``."""
     a = plan.args
     name = getattr(a, "board", None)
     if not name:
-        return
+        return None
     progress.start("board")
     out = work / "board"
     out.mkdir()
@@ -295,3 +322,4 @@ def board_stage(plan, layers, work: Path, progress) -> None:
     fmax = "no Fmax" if r["fmax_mhz"] is None else f"Fmax {r['fmax_mhz']:g} MHz"
     progress.done(f"{name}: {u['lut4']:,} LUT4, {u['dsp']} DSP, {u['bram']} BRAM, {fmax} "
                   f"(clock {r['clock_mhz']:g} MHz): board/{r['bitstream']}")
+    return report_section(r)

@@ -186,9 +186,9 @@ def _stages(plan, work: Path, progress: Progress) -> int:
         progress.done(_area_line(area) + (f"; from the synthesis cache: "
                                           f"{', '.join(sorted(hits))}" if hits else ""))
 
-    board_stage(plan, layers, work, progress)      # --board: a bitstream (gen.board)
+    board = board_stage(plan, layers, work, progress)   # --board: a bitstream (gen.board)
     progress.start("report")
-    report = build_report(plan, layers, sim, area)
+    report = build_report(plan, layers, sim, area, board)
     write_report(work, report)
     if area is not None:
         write_report(work / "synth", report, area_only=True)

@@ -299,7 +299,15 @@ def _flex_summary(r, debug) -> list[str]:
     return lines
 
 
-def build_report(plan, layers, sim, area) -> dict:
+def build_report(plan, layers, sim, area, board=None) -> dict:
+    """The run's report; ``board``: ``gen.board.board_stage``'s section (``--board``)."""
+    report = _report(plan, layers, sim, area)
+    if board is not None:
+        report["board"] = board
+    return report
+
+
+def _report(plan, layers, sim, area) -> dict:
     if plan.flexible:
         return _flex_report(plan, layers, sim, area)
     vectors = layers[0]
@@ -422,6 +430,22 @@ def _area_md(r) -> list[str]:
                        _fmt(t["fmax"]["fmax_mhz"], 1), _fmt(tx.get("fmax_ratio"), 3)],
                       ["critical path", _path(d["fmax"]), _path(t["fmax"]), ""]]) + [""]
     return md
+
+
+def _board_md(b) -> list[str]:
+    """``--board``: the bitstream, how to program it, the line it must print, its cost."""
+    u, a = b["used"], b["available"]
+    fmax = "-" if b["fmax_mhz"] is None else f"{b['fmax_mhz']:g}"
+    return ["## On the board", "",
+            f"`{b['bitstream']}`: this GEMM as a self-test for the {b['board']} "
+            f"({b['device']}). Program it with `{b['program']}`; its serial port "
+            f"({b['baud']} baud, 8N1) must then print `{b['expected_line']}` "
+            f"(`{b['timeout_line']}` if it hangs). More in `{b['readme']}`.", ""] + _table(
+        ["resource", "used", "device"],
+        [["LUT4", _fmt(u["lut4"]), _fmt(a["lut4"])],
+         ["multiplier blocks (DSP)", u["dsp"], a["dsp"]],
+         ["block RAMs", u["bram"], a["bram"]],
+         ["Fmax (MHz, nextpnr) / board clock", fmax, f"{b['clock_mhz']:g}"]]) + [""]
 
 
 def _composed_generic_md(design: dict, twin: dict) -> list[str]:
@@ -560,6 +584,8 @@ def _flex_markdown(r, area_only=False) -> list[str]:
     md += _energy_md(r)
     if "area" in r:
         md += _area_md(r)
+    if "board" in r:
+        md += _board_md(r["board"])
     return md
 
 
@@ -610,6 +636,8 @@ def markdown(r, area_only=False) -> str:
                    f"**{tx['throughput_per_area_vs_dense']:.2f}x** dense."
                    + (f" Fmax {tx['fmax_ratio']:.3f}x dense." if "fmax_ratio" in tx else ""),
                    ""]
+    if "board" in r and not area_only:
+        md += _board_md(r["board"])
     return "\n".join(md)
 
 

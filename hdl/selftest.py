@@ -4,8 +4,10 @@ UART whether it computed the golden Z.
 ``SelfTest`` needs no platform (its Verilog runs in Verilator); ``SelfTestBoard`` wires it to
 an ``amaranth-boards`` platform's clock, UART, LEDs and first button. The line it prints is
 ``hss.selftest.selftest_line``'s: ``PASS cycles=N`` (N from the first step to the last tile,
-both included: the testbench's ``CYCLES``, as the ROMs never stall the streams) or
-``FAIL tile=T row=R col=C exp=E got=G`` for the first element that differs.
+both included: the testbench's ``CYCLES``, as the ROMs never stall the streams),
+``FAIL tile=T row=R col=C exp=E got=G`` for the first element that differs, or
+``FAIL timeout cycles=N`` when the run is not over after its limit of N cycles (a hung
+accelerator would otherwise print nothing).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hss.packing import pack_fields
-from hss.selftest import FAIL_LINE, PASS_LINE
+from hss.selftest import FAIL_LINE, PASS_LINE, TIMEOUT_LINE
 
 from .config import FlexConfig
 from .flex import FlexAccelerator
@@ -28,7 +30,7 @@ from .stimulus import GemmVectors
 from .top import LATENCY, HSSAccelerator
 
 __all__ = ["selftest_cycles", "baud_divisor", "UARTTx", "LinePrinter", "ROMStream",
-           "TileChecker", "SelfTest", "SelfTestBoard", "rom_words"]
+           "TileChecker", "Stopwatch", "SelfTest", "SelfTestBoard", "rom_words"]
 
 
 def _check_positive_int(name, value):
@@ -287,6 +289,34 @@ class TileChecker(wiring.Component):
         return m
 
 
+class Stopwatch(wiring.Component):
+    """Counts the cycles from the first with ``start`` to the last before ``stop``, both
+    included, up to ``limit``: a run that would count one more raises ``expired`` instead,
+    ``cycles`` held at ``limit``.
+
+    A watchdog, so that a hung run still ends with a verdict; a run of exactly ``limit``
+    cycles is within it. ``expired`` rises only while ``stop`` is low (the limit came
+    first), then stays high.
+    """
+
+    def __init__(self, limit: int):
+        _check_positive_int("limit", limit)
+        self.limit = limit
+        super().__init__({"start": In(1), "stop": In(1),
+                          "cycles": Out(range(limit + 1)), "expired": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        running = Signal()
+        with m.If((running | self.start) & ~self.stop & ~self.expired):
+            m.d.sync += running.eq(1)
+            with m.If(self.cycles == self.limit):
+                m.d.sync += self.expired.eq(1)
+            with m.Else():
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+        return m
+
+
 def rom_words(vectors) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Weights beats, activations beats and expected tiles (``z`` packed) of ``vectors``
     (one ``GemmVectors`` or a list, run back to back)."""
@@ -305,12 +335,16 @@ class SelfTest(wiring.Component):
 
     ``vectors``: one ``GemmVectors`` or a list of them (layers of one configuration), as the
     testbench takes them. Every input beat is in ROM, so the GEMM must fit the block RAM.
+    ``limit``: the cycles the run may take (``Stopwatch``); past them the verdict is
+    ``FAIL timeout cycles=limit``, whatever the tiles do later.
     """
 
-    def __init__(self, vectors, *, divisor: int):
+    def __init__(self, vectors, *, divisor: int, limit: int):
         layers = _layers(vectors)
         _check_positive_int("divisor", divisor)
-        self.vectors, self.config, self.divisor = layers, layers[0].config, divisor
+        _check_positive_int("limit", limit)
+        self.vectors, self.config, self.divisor, self.limit = (layers, layers[0].config,
+                                                               divisor, limit)
         #: the cycles a correct run takes (``PASS cycles=``)
         self.expected_cycles = selftest_cycles(layers)
         super().__init__({"tx": Out(1, init=1), "leds": Out(3), "replay": In(1)})
@@ -337,30 +371,31 @@ class SelfTest(wiring.Component):
         wiring.connect(m, x_rom.stream, check.expected)
 
         # cycles from the first step (both inputs valid) to the last tile, both included
-        cycles = Signal(32)
-        running = Signal()
-        first = w_rom.stream.valid & a_rom.stream.valid
-        with m.If((running | first) & ~check.done):
-            m.d.sync += [running.eq(1), cycles.eq(cycles + 1)]
+        m.submodules.stopwatch = watch = Stopwatch(self.limit)
+        m.d.comb += [watch.start.eq(w_rom.stream.valid & a_rom.stream.valid),
+                     watch.stop.eq(check.done)]
+        # the verdict: a timeout stands even if the tiles arrive later
+        over = check.done | watch.expired
+        passed = check.done & check.passed & ~watch.expired
 
         m.submodules.printer = printer = LinePrinter(
-            (PASS_LINE, FAIL_LINE),
-            {"cycles": unsigned(32), "tile": check.tile.shape(), "row": check.row.shape(),
-             "col": check.col.shape(), "exp": c.acc_shape, "got": c.acc_shape})
+            (PASS_LINE, FAIL_LINE, TIMEOUT_LINE),
+            {"cycles": watch.cycles.shape(), "tile": check.tile.shape(),
+             "row": check.row.shape(), "col": check.col.shape(), "exp": c.acc_shape,
+             "got": c.acc_shape})
         m.submodules.uart = uart = UARTTx(self.divisor)
         wiring.connect(m, printer.bytes, uart.data)
-        done_q, replay_q = Signal(), Signal()
-        m.d.sync += [done_q.eq(check.done), replay_q.eq(self.replay)]
-        again = self.replay & ~replay_q & check.done & ~printer.busy
+        over_q, replay_q = Signal(), Signal()
+        m.d.sync += [over_q.eq(over), replay_q.eq(self.replay)]
+        again = self.replay & ~replay_q & over & ~printer.busy
         m.d.comb += [
-            printer.start.eq((check.done & ~done_q) | again),
-            printer.which.eq(~check.passed),
-            printer.fields.cycles.eq(cycles), printer.fields.tile.eq(check.tile),
+            printer.start.eq((over & ~over_q) | again),
+            printer.which.eq(Mux(watch.expired, 2, Mux(check.passed, 0, 1))),
+            printer.fields.cycles.eq(watch.cycles), printer.fields.tile.eq(check.tile),
             printer.fields.row.eq(check.row), printer.fields.col.eq(check.col),
             printer.fields.exp.eq(check.exp), printer.fields.got.eq(check.got),
             self.tx.eq(uart.tx),
-            self.leds.eq(Cat(check.done, check.done & check.passed,
-                             check.done & ~check.passed)),
+            self.leds.eq(Cat(over, passed, over & ~passed)),
         ]
         return m
 
@@ -369,16 +404,18 @@ class SelfTestBoard(Elaboratable):
     """``SelfTest`` on an ``amaranth-boards`` platform: its default clock (the UART's rate
     follows from its frequency), ``uart`` 0's ``tx``, ``button`` 0 (when there is one) to
     print the line again, and LEDs: ``led_g``/``led_r`` for pass/fail where the board
-    names them (iCEBreaker), else ``led`` 0, 1, 2 for done, pass, fail (those it has)."""
+    names them (iCEBreaker), else ``led`` 0, 1, 2 for done, pass, fail (those it has).
+    ``limit``: ``SelfTest``'s."""
 
-    def __init__(self, vectors, baud: int = 115200):
-        self.vectors, self.baud = vectors, baud
+    def __init__(self, vectors, *, limit: int, baud: int = 115200):
         _check_positive_int("baud", baud)
+        _check_positive_int("limit", limit)
+        self.vectors, self.limit, self.baud = vectors, limit, baud
 
     def elaborate(self, platform):
         m = Module()
         divisor = baud_divisor(platform.default_clk_frequency, self.baud)
-        m.submodules.selftest = st = SelfTest(self.vectors, divisor=divisor)
+        m.submodules.selftest = st = SelfTest(self.vectors, divisor=divisor, limit=self.limit)
         m.submodules.tx = tx = io.Buffer("o", platform.request("uart", 0, dir="-").tx)
         m.d.comb += tx.o.eq(st.tx)
         try:                                    # a red and a green LED: pass and fail

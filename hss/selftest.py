@@ -2,17 +2,19 @@
 
 Pure NumPy, so that the message is predicted without the hardware: the self-test compares
 the tiles it computes with the expected tiles in its ROM and reports the first mismatch in
-tile order, row-major within a tile, or the cycles of the whole run when all match.
+tile order, row-major within a tile, or the cycles of the whole run when all match. A run
+that is not over after its cycle limit (a hung accelerator) prints ``timeout_line``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PASS_LINE", "FAIL_LINE", "selftest_line"]
+__all__ = ["PASS_LINE", "FAIL_LINE", "TIMEOUT_LINE", "selftest_line", "timeout_line"]
 
-#: The two lines, as ``str.format`` templates (``hdl.selftest`` prints the same templates).
+#: The lines, as ``str.format`` templates (``hdl.selftest`` prints the same templates).
 PASS_LINE = "PASS cycles={cycles}\r\n"
 FAIL_LINE = "FAIL tile={tile} row={row} col={col} exp={exp} got={got}\r\n"
+TIMEOUT_LINE = "FAIL timeout cycles={cycles}\r\n"
 
 
 def selftest_line(expected, computed, cycles: int) -> str:
@@ -30,3 +32,11 @@ def selftest_line(expected, computed, cycles: int) -> str:
     t, r, c = (int(x) for x in differ[0])
     return FAIL_LINE.format(tile=t, row=r, col=c, exp=int(expected[t, r, c]),
                             got=int(computed[t, r, c]))
+
+
+def timeout_line(cycles: int) -> str:
+    """The line of a run still going after its limit of ``cycles``: no tile verdict, as the
+    tiles did not all arrive, but the count it gave up at."""
+    if not isinstance(cycles, (int, np.integer)) or isinstance(cycles, bool) or cycles < 1:
+        raise ValueError(f"cycles must be a positive integer, not {cycles!r}")
+    return TIMEOUT_LINE.format(cycles=int(cycles))

@@ -2,8 +2,10 @@
 
 The self-test prints ``hss.selftest.selftest_line`` over its UART: checked in Amaranth's
 simulator (quick) and in Verilator on the emitted Verilog (the proof), with the golden tiles
-and with one expected ROM word corrupted. Its cycle count is the testbench's ``CYCLES``.
-Building a bitstream (nextpnr) is ``pnr``-marked: one 1x1 board build.
+and with one expected ROM word corrupted. Its cycle count is the testbench's ``CYCLES``; past
+its cycle limit it prints ``FAIL timeout cycles=N``. report.json's ``board`` section is
+checked with a stand-in for the bitstream build; building a bitstream (nextpnr) is
+``pnr``-marked: one 1x1 board build.
 """
 import json
 import re
@@ -23,10 +25,10 @@ from gen.emit import TOP, emit_verilog
 from gen.simulate import simulate
 from gen.testbench import write_testbench
 from hdl.config import AcceleratorConfig, FlexConfig
-from hdl.selftest import (LinePrinter, ROMStream, SelfTest, SelfTestBoard, TileChecker, UARTTx,
-                          baud_divisor, selftest_cycles)
+from hdl.selftest import (LinePrinter, ROMStream, SelfTest, SelfTestBoard, Stopwatch,
+                          TileChecker, UARTTx, baud_divisor, selftest_cycles)
 from hdl.stimulus import flex_gemm_vectors, gemm_vectors
-from hss.selftest import selftest_line
+from hss.selftest import selftest_line, timeout_line
 from synth import tools
 
 from genkit import gen
@@ -34,6 +36,7 @@ from genkit import gen
 CONFIG = AcceleratorConfig("4:6,2:4", rows=2, cols=2, width=8, max_k=96)
 DIVISOR = 4                 # cycles per UART bit in simulation: short lines, fast runs
 BAD = (2, 1, 0, -12345)     # the corrupted expected element: tile, row, col, value
+LIMIT = 10_000              # the self-tests' cycle limit: far above these runs' cycles
 
 
 def vectors(config=CONFIG, m=4, k=48, n=4, seed=1):
@@ -63,10 +66,14 @@ def test_golden_line():
     bad[1, 0, 1] = -3
     bad[1, 1, 0] = 99                               # later in row-major order: not named
     assert selftest_line(bad, z, 17) == "FAIL tile=1 row=0 col=1 exp=-3 got=5\r\n"
+    assert timeout_line(1144) == "FAIL timeout cycles=1144\r\n"
     with pytest.raises(ValueError, match="shape"):
         selftest_line(z, z[:1], 1)
     with pytest.raises(ValueError, match="cycles"):
         selftest_line(z, z, -1)
+    for bad_cycles in (0, 2.5, True):
+        with pytest.raises(ValueError, match="cycles must be a positive integer"):
+            timeout_line(bad_cycles)
 
 
 # ---- eager checks ----------------------------------------------------------------------
@@ -92,9 +99,20 @@ def test_eager_checks():
     with pytest.raises(ValueError, match="rows"):
         TileChecker(0, 1, 8, 1)
     with pytest.raises(TypeError, match="GemmVectors"):
-        SelfTest([], divisor=4)
+        SelfTest([], divisor=4, limit=LIMIT)
     with pytest.raises(ValueError, match="same configuration"):
-        SelfTest([vectors(), vectors(AcceleratorConfig("2:4", 2, 2, max_k=96))], divisor=4)
+        SelfTest([vectors(), vectors(AcceleratorConfig("2:4", 2, 2, max_k=96))], divisor=4,
+                 limit=LIMIT)
+    with pytest.raises(ValueError, match="limit must be a positive integer, not 0"):
+        SelfTest(vectors(), divisor=4, limit=0)
+    with pytest.raises(TypeError, match="limit must be a positive integer, not 100.0"):
+        SelfTest(vectors(), divisor=4, limit=100.0)
+    with pytest.raises(TypeError, match="limit"):
+        SelfTest(vectors(), divisor=4)              # no default: every self-test ends
+    with pytest.raises(ValueError, match="limit must be a positive integer, not -1"):
+        SelfTestBoard(vectors(), limit=-1)
+    with pytest.raises(ValueError, match="limit"):
+        Stopwatch(0)
 
 
 # ---- Amaranth's simulator ----------------------------------------------------------------
@@ -130,7 +148,7 @@ def uart_line(dut, divisor, limit=200_000):
 def test_selftest_amaranth(bad):
     v = vectors()
     rom = corrupted(v) if bad else v
-    line, leds = uart_line(SelfTest(rom, divisor=DIVISOR), DIVISOR)
+    line, leds = uart_line(SelfTest(rom, divisor=DIVISOR, limit=LIMIT), DIVISOR)
     assert line == golden(rom, v)
     t, r, c, value = BAD
     if bad:
@@ -148,15 +166,37 @@ def test_selftest_layers_and_unsigned():
     for m, k, n in ((2, 8, 3), (1, 12, 2)):
         W = hss.prune(rng.integers(0, 64, (m, k)), c.pattern)
         layers.append(gemm_vectors(c, W, rng.integers(0, 64, (k, n))))
-    line, _ = uart_line(SelfTest(layers, divisor=2), 2)
+    line, _ = uart_line(SelfTest(layers, divisor=2, limit=LIMIT), 2)
     assert line == f"PASS cycles={sum(v.steps for v in layers) + 4}\r\n"
     tiles = np.concatenate([v.expected_tiles for v in layers])
     bad = tiles.copy()
     bad[7, 0, 0] += 1                               # the second layer's second tile
     rom = [layers[0], replace(layers[1], expected_tiles=bad[6:])]
-    line, _ = uart_line(SelfTest(rom, divisor=2), 2)
+    line, _ = uart_line(SelfTest(rom, divisor=2, limit=LIMIT), 2)
     assert line == selftest_line(bad, tiles, 0) == \
         f"FAIL tile=7 row=0 col=0 exp={tiles[7, 0, 0] + 1} got={tiles[7, 0, 0]}\r\n"
+
+
+def test_selftest_timeout():
+    """Past its limit the self-test prints ``FAIL timeout cycles=<limit>`` and shows fail,
+    even when the tiles (all correct) arrive later; a run of exactly the limit passes."""
+    v = vectors()
+    n = selftest_cycles(v)
+    for limit, want in ((10, timeout_line(10)), (n - 1, timeout_line(n - 1)),
+                        (n, f"PASS cycles={n}\r\n")):
+        line, leds = uart_line(SelfTest(v, divisor=DIVISOR, limit=limit), DIVISOR)
+        assert (line, leds) == (want, 0b011 if want.startswith("PASS") else 0b101), limit
+
+
+def test_selftest_hung():
+    """An accelerator that never finishes (its last weight beat missing): the board's limit
+    (``gen.board.watchdog_limit``) ends the run."""
+    v = vectors()
+    limit = board.watchdog_limit(v)
+    assert limit == 4 * selftest_cycles(v) + 1_000
+    hung = replace(v, weight_beats=v.weight_beats[:-1])
+    line, leds = uart_line(SelfTest(hung, divisor=DIVISOR, limit=limit), DIVISOR)
+    assert line == f"FAIL timeout cycles={limit}\r\n" and leds == 0b101
 
 
 def test_selftest_flexible():
@@ -166,7 +206,7 @@ def test_selftest_flexible():
     layers = [flex_gemm_vectors(c, hss.prune(rng.integers(-128, 128, (2, 16)), c.modes.mode(i)),
                                 rng.integers(-128, 128, (16, 3)), i) for i in (0, 1)]
     assert layers[0].steps_per_beat == 2
-    line, leds = uart_line(SelfTest(layers, divisor=2), 2)
+    line, leds = uart_line(SelfTest(layers, divisor=2, limit=LIMIT), 2)
     assert line == f"PASS cycles={sum(v.steps for v in layers) + 4}\r\n" and leds == 0b011
 
 
@@ -226,7 +266,8 @@ def verilated(tmp_path_factory):
     """One Verilator binary holding the golden and the corrupted self-test (one build)."""
     d = tmp_path_factory.mktemp("selftest_verilator")
     v = vectors()
-    text = "\n".join(verilog.convert(SelfTest(rom, divisor=DIVISOR), name=f"selftest_{name}")
+    text = "\n".join(verilog.convert(SelfTest(rom, divisor=DIVISOR, limit=LIMIT),
+                                     name=f"selftest_{name}")
                      for name, rom in (("good", v), ("bad", corrupted(v))))
     (d / "selftest.v").write_text(text)
     (d / "harness.sv").write_text(HARNESS % {"div": DIVISOR})
@@ -260,7 +301,7 @@ def test_board_pins(tmp_path, name):
     """The platform's files name the UART's tx, the LEDs and the button (no tools run)."""
     platform = board._platform(board.BOARDS[name])
     v = vectors(AcceleratorConfig("2:4", rows=1, cols=1, max_k=64), 2, 8, 2)
-    plan = platform.build(SelfTestBoard(v), name="top", build_dir=str(tmp_path),
+    plan = platform.build(SelfTestBoard(v, limit=LIMIT), name="top", build_dir=str(tmp_path),
                           do_build=False)
     plan.extract(str(tmp_path))
     if name.startswith("ulx3s"):
@@ -301,6 +342,59 @@ def test_board_refused_after_synthesis(tmp_path, monkeypatch, capsys):
     assert not out.exists() and not list(tmp_path.glob("*failed*"))
 
 
+# ---- the report's board section ---------------------------------------------------------
+
+def fake_board_json(name, layers):
+    """What ``build_board`` returns (``board.json``) for a 1x1 2:4 on a ULX3S 12F, without
+    the tools (numbers of a real build)."""
+    limit = board.watchdog_limit(layers)
+    return {"board": name, "device": "LFE5U-12F", "clock_mhz": 25.0, "fmax_mhz": 109.31,
+            "baud": 115200, "used": {"lut4": 857, "dsp": 2, "bram": 3},
+            "available": {"lut4": 12_000, "dsp": 28, "bram": 32}, "bitstream": "top.bit",
+            "program": "openFPGALoader --board ulx3s top.bit",
+            "expected_line": f"PASS cycles={selftest_cycles(layers)}",
+            "watchdog_cycles": limit, "timeout_line": f"FAIL timeout cycles={limit}"}
+
+
+def test_report_section():
+    """Files and the programming command move from board/ to the output folder."""
+    r = fake_board_json("ulx3s-12f", vectors())
+    s = board.report_section(r)
+    assert s == r | {"bitstream": "board/top.bit", "readme": "board/README.md",
+                     "program": "openFPGALoader --board ulx3s board/top.bit"}
+    ice = board.report_section(r | {"board": "icebreaker", "bitstream": "top.bin"})
+    assert ice["program"] == "iceprog board/top.bin"
+
+
+def test_board_report(tmp_path, monkeypatch):
+    """--board adds report.json's ``board`` section and report.md's "On the board", and
+    nothing else: the same run without --board writes the rest byte for byte."""
+    built = {}
+
+    def build_board(name, layers, out, **limits):
+        built["json"] = fake_board_json(name, layers)
+        return built["json"]
+
+    monkeypatch.setattr(board, "build_board", build_board)
+    run = ["--ranks", "2:4", "--rows", "1", "--cols", "1", "--sim", "none", "--no-synth",
+           "--progress-interval", "0", "--out"]
+    assert main(run + [str(tmp_path / "plain")]) == 0
+    assert main(run + [str(tmp_path / "board"), "--board", "ulx3s-12f"]) == 0
+    plain, with_board = (json.loads((tmp_path / d / "report.json").read_text())
+                         for d in ("plain", "board"))
+    section = with_board.pop("board")
+    assert with_board == plain and "board" not in plain
+    assert section == board.report_section(built["json"])
+    assert list(json.loads((tmp_path / "board" / "report.json").read_text()))[-1] == "board"
+    md_plain = (tmp_path / "plain" / "report.md").read_text()
+    md = (tmp_path / "board" / "report.md").read_text()
+    assert md.startswith(md_plain + "## On the board\n")
+    assert "Program it with `openFPGALoader --board ulx3s board/top.bit`" in md
+    assert "must then print `PASS cycles=36` (`FAIL timeout cycles=1144` if it hangs)" in md
+    assert "| LUT4 | 857 | 12,000 |" in md and "| Fmax (MHz, nextpnr) / board clock | " \
+        "109.31 | 25 |" in md
+
+
 # ---- a bitstream ------------------------------------------------------------------------
 
 @pytest.mark.pnr
@@ -320,6 +414,15 @@ def test_board_bitstream(tmp_path):
     assert 0 < info["used"]["lut4"] < info["available"]["lut4"]
     assert info["used"]["dsp"] == 2                 # the two multipliers of a 2:4 PE
     assert info["expected_line"] == "PASS cycles=36"    # 4 tiles x 8 steps + latency 4
+    assert info["watchdog_cycles"] == 4 * 36 + 1_000
+    assert info["timeout_line"] == "FAIL timeout cycles=1144"
     readme = (b / "README.md").read_text()
     assert "openFPGALoader --board ulx3s top.bit" in readme and "PASS cycles=36" in readme
+    assert "FAIL timeout cycles=1144" in readme
     assert "Max frequency for clock" in (b / "top.tim").read_text()
+    section = json.loads((out / "report.json").read_text())["board"]
+    assert section == board.report_section(info)
+    assert (out / section["bitstream"]).is_file() and (out / section["readme"]).is_file()
+    assert section["program"] == "openFPGALoader --board ulx3s board/top.bit"
+    md = (out / "report.md").read_text()
+    assert "## On the board" in md and "`PASS cycles=36`" in md
