@@ -91,7 +91,7 @@ from hdl import LATENCY
 from hdl.config import FlexConfig
 from hdl.flex import flex_act_beat_layout, flex_tile_layout, flex_weight_beat_layout
 from hdl.layouts import act_group_layout
-from hdl.stimulus import GemmVectors
+from hdl.stimulus import as_layers
 from hdl.top import tile_layout, weight_beat_layout
 from amaranth.hdl import Shape
 from amaranth.lib import data
@@ -262,7 +262,7 @@ def expected_actions(vectors) -> list[dict]:
     fields over the layer's weights beats: padding and unused fields hold zeros) and
     ``steps`` (the sum over its weights beats of their mode's steps per beat:
     ``GemmVectors.steps``)."""
-    layers = _layers(vectors)
+    layers = as_layers(vectors)
     c = layers[0].config
     f, steps = _beat_fields(c), _mode_steps(c)
     return [dict(wbeats=v.beats, abeats=len(v.act_beats), tiles=v.tiles,
@@ -292,17 +292,6 @@ def _params(layers) -> dict:
         LATENCY=LATENCY, **limits, RESET_CYCLES=_RESET_CYCLES, MAX_REPORT=_MAX_REPORT,
         **_beat_fields(c),
     )
-
-
-def _layers(vectors) -> list[GemmVectors]:
-    layers = [vectors] if isinstance(vectors, GemmVectors) else list(vectors) \
-        if isinstance(vectors, (list, tuple)) else None
-    if not layers or not all(isinstance(v, GemmVectors) for v in layers):
-        raise TypeError(f"vectors must be a GemmVectors (hdl.stimulus.gemm_vectors) or a "
-                        f"non-empty list of them, not {vectors!r}")
-    if any(v.config != layers[0].config for v in layers):
-        raise ValueError("every layer's vectors must be for the same accelerator config")
-    return layers
 
 
 def _check_args(layers, top, rtl_rel, stall_seed, tool_paths):
@@ -352,7 +341,7 @@ def write_testbench(tb_dir: Path, vectors, top: str = "hss_accelerator",
     override it at run time. ``tool_paths`` (keys ``verilator``, ``iverilog``, ``vvp``:
     absolute paths) writes ``tools.mk`` so that the Makefile finds them without the venv.
     """
-    layers = _layers(vectors)
+    layers = as_layers(vectors)
     _check_args(layers, top, rtl_rel, stall_seed, tool_paths)
     tb_dir = Path(tb_dir)
     tb_dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from hss.selftest import FAIL_LINE, PASS_LINE, TIMEOUT_LINE
 
 from .config import FlexConfig
 from .flex import FlexAccelerator
-from .stimulus import GemmVectors
+from .stimulus import as_layers
 from .top import LATENCY, HSSAccelerator
 
 __all__ = ["selftest_cycles", "baud_divisor", "UARTTx", "LinePrinter", "ROMStream",
@@ -40,20 +40,10 @@ def _check_positive_int(name, value):
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
-def _layers(vectors) -> list[GemmVectors]:
-    layers = [vectors] if isinstance(vectors, GemmVectors) else list(vectors)
-    if not layers or not all(isinstance(v, GemmVectors) for v in layers):
-        raise TypeError(f"vectors must be a GemmVectors or a non-empty list of them, "
-                        f"not {vectors!r}")
-    if any(v.config != layers[0].config for v in layers):
-        raise ValueError("every layer must have the same configuration")
-    return layers
-
-
 def selftest_cycles(vectors) -> int:
     """The ``N`` of ``PASS cycles=N``: every step plus the latency, as the testbench's
     ``CYCLES`` without stalls (the ROMs never stall the streams, nor the checker the tiles)."""
-    return sum(v.steps for v in _layers(vectors)) + LATENCY
+    return sum(v.steps for v in as_layers(vectors)) + LATENCY
 
 
 def baud_divisor(clk_hz, baud: int = 115200, tolerance: float = 0.02) -> int:
@@ -320,7 +310,7 @@ class Stopwatch(wiring.Component):
 def rom_words(vectors) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Weights beats, activations beats and expected tiles (``z`` packed) of ``vectors``
     (one ``GemmVectors`` or a list, run back to back)."""
-    layers = _layers(vectors)
+    layers = as_layers(vectors)
     acc = layers[0].config.acc_width
     return (tuple(b for v in layers for b in v.weight_beats),
             tuple(b for v in layers for b in v.act_beats),
@@ -340,7 +330,7 @@ class SelfTest(wiring.Component):
     """
 
     def __init__(self, vectors, *, divisor: int, limit: int):
-        layers = _layers(vectors)
+        layers = as_layers(vectors)
         _check_positive_int("divisor", divisor)
         _check_positive_int("limit", limit)
         self.vectors, self.config, self.divisor, self.limit = (layers, layers[0].config,

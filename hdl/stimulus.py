@@ -18,8 +18,8 @@ from .flex import flex_act_beat_layout, flex_row_layout, flex_weight_beat_layout
 from .layouts import pack_group, pack_values
 from .top import tile_layout, weight_beat_layout
 
-__all__ = ["GemmVectors", "gemm_vectors", "flex_gemm_vectors", "flex_segment_vectors",
-           "segment_vectors", "unpack_tile"]
+__all__ = ["GemmVectors", "as_layers", "gemm_vectors", "flex_gemm_vectors",
+           "flex_segment_vectors", "segment_vectors", "unpack_tile"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,19 @@ class GemmVectors:
     def _ceil(a, b):
         return -(-a // b)
 
+
+
+def as_layers(vectors) -> list[GemmVectors]:
+    """``vectors`` (one ``GemmVectors`` or a non-empty list or tuple of them, layers run back
+    to back) as a list, checked: every layer must be for the same accelerator config."""
+    layers = [vectors] if isinstance(vectors, GemmVectors) else list(vectors) \
+        if isinstance(vectors, (list, tuple)) else None
+    if not layers or not all(isinstance(v, GemmVectors) for v in layers):
+        raise TypeError(f"vectors must be a GemmVectors (hdl.stimulus.gemm_vectors) or a "
+                        f"non-empty list of them, not {vectors!r}")
+    if any(v.config != layers[0].config for v in layers):
+        raise ValueError("every layer's vectors must be for the same accelerator config")
+    return layers
 
 def _pad_to(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
     out = np.zeros((rows, cols), x.dtype)

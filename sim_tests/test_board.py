@@ -100,7 +100,7 @@ def test_eager_checks():
         TileChecker(0, 1, 8, 1)
     with pytest.raises(TypeError, match="GemmVectors"):
         SelfTest([], divisor=4, limit=LIMIT)
-    with pytest.raises(ValueError, match="same configuration"):
+    with pytest.raises(ValueError, match="same accelerator config"):
         SelfTest([vectors(), vectors(AcceleratorConfig("2:4", 2, 2, max_k=96))], divisor=4,
                  limit=LIMIT)
     with pytest.raises(ValueError, match="limit must be a positive integer, not 0"):
