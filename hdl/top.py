@@ -10,14 +10,7 @@ from .config import AcceleratorConfig
 from .layouts import act_group_layout, group_layout
 from .pe import PE_LATENCY
 
-__all__ = ["HSSAccelerator", "LATENCY", "MAX_REGISTER_BITS", "weight_beat_layout",
-           "tile_layout"]
-
-#: Amaranth's netlist numbers the output bits of a cell in 16 bits, so one register holds at
-#: most 65,536 bits; a wider tile (64x64 PEs of 30-bit sums: 122,881 bits) is registered
-#: row by row (``HSSAccelerator._tile_by_rows``). Smaller tiles keep one register, and so
-#: their RTL.
-MAX_REGISTER_BITS = 1 << 16
+__all__ = ["HSSAccelerator", "LATENCY", "weight_beat_layout", "tile_layout"]
 
 #: Cycles from the cycle that accepts a tile's last group to the cycle its tile is valid.
 LATENCY = PE_LATENCY + 1
@@ -119,9 +112,6 @@ class HSSAccelerator(wiring.Component):
             m.d.sync += flags[0].eq(over_in)
             m.d.sync += [flags[i].eq(flags[i - 1]) for i in range(1, PE_LATENCY)]
 
-        if tile_layout(c).size > MAX_REGISTER_BITS:
-            self._tile_by_rows(m, array, take, full, flags[-1])
-            return m
         tile = Signal(tile_layout(c), reset_less=True)
         with m.If(array.sum_valid & take):
             m.d.sync += [tile.z.eq(array.sums), tile.overflow.eq(flags[-1]), full.eq(1)]
@@ -129,18 +119,3 @@ class HSSAccelerator(wiring.Component):
             m.d.sync += full.eq(0)
         m.d.comb += [self.tiles.valid.eq(full), self.tiles.payload.eq(tile)]
         return m
-
-    def _tile_by_rows(self, m, array, take, full, overflow):
-        """The output register of a tile wider than ``MAX_REGISTER_BITS``: one register per
-        PE row, the same logic as the single register of smaller tiles."""
-        c = self.config
-        rows = [Signal(data.ArrayLayout(c.acc_shape, c.cols), reset_less=True,
-                       name=f"tile_row_{i}") for i in range(c.rows)]
-        tile_overflow = Signal(reset_less=True)
-        with m.If(array.sum_valid & take):
-            m.d.sync += [row.eq(array.sums[i]) for i, row in enumerate(rows)]
-            m.d.sync += [tile_overflow.eq(overflow), full.eq(1)]
-        with m.Elif(self.tiles.ready):
-            m.d.sync += full.eq(0)
-        m.d.comb += [self.tiles.valid.eq(full), self.tiles.payload.overflow.eq(tile_overflow)]
-        m.d.comb += [self.tiles.payload.z[i].eq(row) for i, row in enumerate(rows)]

@@ -244,25 +244,3 @@ def test_gemm_vectors_rejects_a_nonconforming_weight():
     W = np.array([[1, 2, 3, 0]], np.int8)
     with pytest.raises(hss.ConformanceError, match="rank 0 block 0 has 3 nonzeros"):
         gemm_vectors(config, W, np.ones((4, 1), np.int8))
-
-
-def test_tile_wider_than_one_register_is_stored_row_by_row(monkeypatch):
-    """Above ``MAX_REGISTER_BITS`` (Amaranth's limit of one cell; a 64x64 tile) the output
-    tile is registered per PE row: with the limit lowered, a 3x2 array must compute exactly
-    as with one register, overflow flag and back-pressure included."""
-    import hdl.top
-    from amaranth.back import rtlil
-    config = AcceleratorConfig("2:4", 3, 2, 8, True)
-    assert hdl.top.tile_layout(config).size > 64
-    monkeypatch.setattr(hdl.top, "MAX_REGISTER_BITS", 64)
-    assert "tile_row_2" in rtlil.convert(HSSAccelerator(config))
-    named = gemms(config, seed=64)
-    tiles, _, _ = simulate(config, [v for _, v in named], idle=0.3, stall=0.4, seed=5)
-    check_tiles(named, tiles)
-    small = AcceleratorConfig("2:4", 3, 2, 8, True, max_k=8)       # overflows at K > 8
-    W = weights(np.random.default_rng(1), small.pattern, 3, 16, 8, True, "random")
-    A = activations(np.random.default_rng(2), 16, 2, 8, True, "random")
-    with quiet_padding():
-        over = gemm_vectors(small, W, A)
-    tiles, _, _ = simulate(small, [over], stall=0.3, seed=6)
-    check_tiles([("overflowing", over)], tiles, overflow=True)
