@@ -143,3 +143,36 @@ def test_full_flow_points_share_their_dense_twin(tmp_path):
         pytest.approx(rows[1]["nand2_eq"] / rows[1]["area_ratio"], rel=1e-3)   # one twin
     entries = list((tmp_path / "out" / "dse-cache" / "synth").glob("*.json"))
     assert len(entries) == 5            # 2 designs + 2 decompressors + 1 shared twin
+
+
+def test_sweep_on_a_separate_cluster_over_tcp(tmp_path):
+    """--scheduler: the same sweep, unchanged, on a Dask cluster of separate processes (a
+    `dask scheduler` and a `dask worker`, as on other machines) reached over TCP."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ, PYTHONPATH=str(dse.ROOT))
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
+                               "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              **quiet)]
+    try:
+        time.sleep(2)
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
+                                       address, "--nworkers", "1", "--nthreads", "1",
+                                       "--no-dashboard", "--local-directory", str(tmp_path)],
+                                      cwd=tmp_path, **quiet))
+        spec = dse.check_spec({"ranks": ["2:4", "1:4"], "arrays": ["1x1"]})
+        result = dse.sweep(spec, tmp_path / "out", scheduler=address, work=tmp_path / "work")
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+    assert [r["status"] for r in result["rows"]] == ["ok", "ok"]
+    assert sorted(r["point"]["ranks"] for r in result["rows"]) == ["1:4", "2:4"]
