@@ -448,29 +448,28 @@ def _board_md(b) -> list[str]:
          ["Fmax (MHz, nextpnr) / board clock", fmax, f"{b['clock_mhz']:g}"]]) + [""]
 
 
+def _composed(design: dict, twin: dict, line) -> list[str]:
+    """``line(label, composed)`` for the accelerator and its dense twin where composed."""
+    return [line(label, x["composed"]) for label, x in
+            (("the accelerator", design), ("its dense twin", twin)) if x.get("composed")]
+
+
 def _composed_generic_md(design: dict, twin: dict) -> list[str]:
     """How a composed NAND2 total was made (``synth.flows.area_nand2_composed``)."""
-    out = []
-    for label, area in (("the accelerator", design), ("its dense twin", twin)):
-        c = area.get("composed")
-        if c:
-            out.append(f"NAND2 area of {label} composed (above {COMPOSE_ABOVE_PES} PEs): its "
-                       f"{c['distinct_modules']} distinct modules mapped once each, the "
-                       f"total counting all {c['instances']:,} module instances (within "
-                       f"0.3 % of mapping every instance, sim_tests/test_synth_compose.py).")
+    out = _composed(design, twin, lambda label, c: (
+        f"NAND2 area of {label} composed (above {COMPOSE_ABOVE_PES} PEs): its "
+        f"{c['distinct_modules']} distinct modules mapped once each, the total counting all "
+        f"{c['instances']:,} module instances (within 0.3 % of mapping every instance, "
+        f"sim_tests/test_synth_compose.py)."))
     return out + [""] if out else []
 
 
 def _composed_ecp5_md(design: dict, twin: dict) -> list[str]:
     """How a composed ECP5 count was made (``synth.flows.ecp5_composed``)."""
-    out = []
-    for label, res in (("the accelerator", design), ("its dense twin", twin)):
-        c = res.get("composed")
-        if c:
-            out.append(f"ECP5 resources of {label} composed (above {COMPOSE_ABOVE_PES} PEs): "
-                       f"its {c['kept_modules']} distinct PE modules synthesized once each, "
-                       f"whole, and counted for all {c['kept_instances']:,} PEs, the rest "
-                       f"flattened around them.")
+    out = _composed(design, twin, lambda label, c: (
+        f"ECP5 resources of {label} composed (above {COMPOSE_ABOVE_PES} PEs): its "
+        f"{c['kept_modules']} distinct PE modules synthesized once each, whole, and counted "
+        f"for all {c['kept_instances']:,} PEs, the rest flattened around them."))
     if out:
         out.append("Composed flip-flop counts are an upper bound: the flat flow merges "
                    "equivalent registers of different PEs (4:6,2:4 at 4x4: +19 % flip-flops, "
