@@ -112,6 +112,14 @@ def _list(items) -> str:
     return "[" + ", ".join(json.dumps(x) for x in items) + "]"
 
 
+def _sim_target(name: str, description: str, default_tool: str, tools) -> str:
+    """A target that runs tb.sv (toplevel ``tb``) on the RTL with ``tools``."""
+    return (f"  {name}:\n    description: {json.dumps(description)}\n"
+            f"    default_tool: {default_tool}\n    filesets: [rtl, tb]\n"
+            f"    parameters: [stalls]\n    toplevel: tb\n    tools:\n"
+            + "".join(f"      {tool}\n" for tool in tools))
+
+
 def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: bool = False
               ) -> str:
     """The core of the output folder whose manifest is ``manifest``.
@@ -130,6 +138,12 @@ def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: b
     default_sets = "rtl, tb" if testbench_by_default else "rtl"
     verilator = f"verilator: {{mode: binary, verilator_options: {_list(_sim_verilator_options())}}}"
     icarus = "icarus: {iverilog_options: [-g2012]}"
+    sims = "".join(_sim_target(*t) for t in (
+        ("sim", "tb.sv on the RTL (Verilator; --tool icarus for Icarus Verilog)", "verilator",
+         (verilator, icarus)),
+        ("sim_verilator", "tb.sv on the RTL with Verilator (--binary --timing)", "verilator",
+         (verilator,)),
+        ("sim_icarus", "tb.sv on the RTL with Icarus Verilog (-g2012)", "icarus", (icarus,))))
     return f"""\
 CAPI=2:
 # FuseSoC core of an hss-gen build, generated from rtl/manifest.json. Do not edit.
@@ -161,32 +175,7 @@ targets:
   default:
     filesets: [{default_sets}]
     toplevel: {json.dumps(top)}
-  sim:
-    description: "tb.sv on the RTL (Verilator; --tool icarus for Icarus Verilog)"
-    default_tool: verilator
-    filesets: [rtl, tb]
-    parameters: [stalls]
-    toplevel: tb
-    tools:
-      {verilator}
-      {icarus}
-  sim_verilator:
-    description: "tb.sv on the RTL with Verilator (--binary --timing)"
-    default_tool: verilator
-    filesets: [rtl, tb]
-    parameters: [stalls]
-    toplevel: tb
-    tools:
-      {verilator}
-  sim_icarus:
-    description: "tb.sv on the RTL with Icarus Verilog (-g2012)"
-    default_tool: icarus
-    filesets: [rtl, tb]
-    parameters: [stalls]
-    toplevel: tb
-    tools:
-      {icarus}
-  lint:
+{sims}  lint:
     description: "verilator --lint-only on the RTL"
     default_tool: verilator
     filesets: [rtl]
