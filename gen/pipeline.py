@@ -6,7 +6,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hdl import LATENCY
+from hdl.top import last_beat_latency
 from synth import tools
 from synth.tools import ToolMissing
 
@@ -152,7 +152,7 @@ def _stages(plan, work: Path, progress: Progress) -> int:
         _clean_build_products(work / "tb")
         status = 0 if sim.passed else 1
         progress.done(f"{'PASS' if sim.passed else 'FAIL'}, {sim.cycles} cycles "
-                      f"(ideal {sim.ideal} + latency {LATENCY}"
+                      f"(ideal {sim.ideal} + latency {last_beat_latency(c)}"
                       + (", with stalls)" if a.stalls is not None else ")"))
 
     area = None

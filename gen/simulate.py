@@ -98,7 +98,7 @@ _LAYER = re.compile(r"\bLAYER (\d+) CYCLES (-?\d+)")
 ACTION_KEYS = ("wbeats", "abeats", "tiles", "nonzero", "steps")
 _ACTIONS = re.compile(r"\bACTIONS (\d+) WBEATS (\d+) ABEATS (\d+) TILES (\d+) "
                       r"NONZERO (\d+) STEPS (\d+)")
-_MESSAGE = re.compile(r"\b((?:MISMATCH|OVERFLOW|TIMEOUT) .*)$")
+_MESSAGE = re.compile(r"\b((?:MISMATCH|OVERFLOW|LAST|TIMEOUT) .*)$")
 _TILE_MESSAGE = re.compile(r"(?:MISMATCH|OVERFLOW) tile (\d+) (?:row (\d+) col (\d+) got "
                            r"(-?\d+) expected (-?\d+)|got (\d+) expected (\d+))$")
 _STALLS = re.compile(r"\bSTALLS (off|\d+)\b")

@@ -10,15 +10,17 @@ simulation, e.g. one per mode of a flexible build):
 - ``layers.hex``: one line per layer, ``LAYER_FIELDS`` as 32-bit fields (first field in
   the lowest bits): where its tiles end, its Z's shape and place in ``z_out.txt``, the
   overflow flag its tiles carry, its steps and steps per beat, where its beats end.
-- ``expected.hex``: one golden tile per line, the ``z`` field of the ``tiles`` payload
-  (``rows*cols`` fields of ``acc_width`` bits, element ``(i, j)`` at field ``i*cols + j``,
-  two's complement), without the ``overflow`` bit.
+- ``expected.hex``: one golden ``tiles`` beat per line (a tile per line, or ``tile_beats``
+  lines per tile where a tile leaves in several beats), the ``z`` field of the payload
+  (``tile_rows*cols`` fields of ``acc_width`` bits, element ``(i, j)`` of the beat's rows at
+  field ``i*cols + j``, two's complement), without the ``overflow`` and ``last`` bits.
 - ``tb.sv``: the testbench. It drives both input streams from the hex files, takes the
   tiles, compares each with ``expected.hex`` and prints (one item per line)::
 
       STALLS off | STALLS <seed> SEEDS <w> <a> <t>             (back-pressure of this run)
       MISMATCH tile <t> row <r> col <c> got <g> expected <e>   (Z coordinates; first 10)
       OVERFLOW tile <t> got <g> expected <e>                  (the overflow flag differs)
+      LAST tile <t> beat <b> got <g> expected <e>    (a tile of several beats: ``last`` differs)
       TIMEOUT after <n> cycles: <t> of <T> tiles, <b> of <B> beats
       LAYER <l> CYCLES <c> STEPS <s>                          (one line per layer)
       ACTIONS <l> WBEATS <w> ABEATS <a> TILES <t> NONZERO <z> STEPS <s>   (one per layer)
@@ -27,7 +29,9 @@ simulation, e.g. one per mode of a flexible build):
       PASS | FAIL
 
   ``CYCLES`` runs from the cycle of the first step to the cycle of the last tile
-  handshake, both included: ``steps + LATENCY`` when nothing stalls (the first step is the
+  handshake, both included: ``steps + LATENCY`` when nothing stalls (``LATENCY`` here is
+  ``hdl.top.last_beat_latency``: the tile latency plus one cycle per further beat of a tile;
+  tiles of fewer steps than beats also stall the engine) (the first step is the
   first input handshake, or ``steps_per_beat - 1`` cycles before it when a flexible build
   takes a beat in several steps). A layer's cycles run from the previous layer's last tile
   (the first layer: from the first step, without the latency) to its own, so they add up
@@ -87,12 +91,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from hdl import LATENCY
 from hdl.config import FlexConfig
 from hdl.flex import flex_act_beat_layout, flex_tile_layout, flex_weight_beat_layout
 from hdl.layouts import act_group_layout
 from hdl.stimulus import as_layers
-from hdl.top import tile_layout, weight_beat_layout
+from hdl.stimulus import tile_beat_rows
+from hdl.top import last_beat_latency, tile_layout, weight_beat_layout
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
@@ -274,12 +278,15 @@ def expected_actions(vectors) -> list[dict]:
 def _params(layers) -> dict:
     c = layers[0].config
     w_bits, a_bits, tiles = _port_bits(c)
-    z_bits = c.rows * c.cols * c.acc_width
-    if tiles["overflow"].offset != z_bits or tiles.size != z_bits + 1:
-        raise AssertionError("unexpected tile layout: z then overflow expected")
+    z_bits = c.tile_rows * c.cols * c.acc_width
+    several = c.tile_beats > 1
+    if tiles["overflow"].offset != z_bits or tiles.size != z_bits + 1 + several \
+            or several and tiles["last"].offset != z_bits + 1:
+        raise AssertionError("unexpected tile layout: z, overflow (and last) expected")
     steps = sum(v.steps for v in layers)
     n_tiles = sum(v.tiles for v in layers)
-    work = _RESET_CYCLES + steps + n_tiles + LATENCY
+    latency = last_beat_latency(c)
+    work = _RESET_CYCLES + max(steps, n_tiles * c.tile_beats) + n_tiles + latency
     # the limit depends on the stalls, chosen at run time: both values are baked in
     limits = dict(MAX_CYCLES_NO_STALLS=1000 + work * 2, MAX_CYCLES_STALLS=1000 + work * 16)
     if limits["MAX_CYCLES_STALLS"] >= 1 << 31:
@@ -287,9 +294,10 @@ def _params(layers) -> dict:
                          f"counter: split the GEMM")
     return dict(
         LAYERS=len(layers), Z_TOTAL=sum(v.m * v.n for v in layers), ROWS=c.rows,
-        COLS=c.cols, TILES=n_tiles, BEATS=sum(v.beats for v in layers), STEPS=steps,
+        COLS=c.cols, TILES=n_tiles, TILE_BEATS=c.tile_beats, TILE_ROWS=c.tile_rows,
+        BEATS=sum(v.beats for v in layers), STEPS=steps,
         W_BITS=w_bits, A_BITS=a_bits, T_BITS=tiles.size, ACC=c.acc_width, Z_BITS=z_bits,
-        LATENCY=LATENCY, **limits, RESET_CYCLES=_RESET_CYCLES, MAX_REPORT=_MAX_REPORT,
+        LATENCY=latency, **limits, RESET_CYCLES=_RESET_CYCLES, MAX_REPORT=_MAX_REPORT,
         **_beat_fields(c),
     )
 
@@ -348,7 +356,8 @@ def write_testbench(tb_dir: Path, vectors, top: str = "hss_accelerator",
     c = layers[0].config
     p = _params(layers)
     table = _layer_table(layers)
-    exp_words = [_pack_tile(t, c.acc_width) for v in layers for t in v.expected_tiles]
+    exp_words = [_pack_tile(rows, c.acc_width) for v in layers for t in v.expected_tiles
+                 for rows in tile_beat_rows(c, t)]
     files = {
         "weights.hex": _hex_lines([b for v in layers for b in v.weight_beats], p["W_BITS"]),
         "acts.hex": _hex_lines([b for v in layers for b in v.act_beats], p["A_BITS"]),
@@ -399,8 +408,20 @@ def _steps_function(c, p: dict) -> str:
             + "      default: beat_steps = 1;\n    endcase\n  endfunction\n")
 
 
+#: tb.sv's check of a tiles beat's ``last`` bit, where a tile takes several beats
+_LAST_CHECK = """\
+        if (t_payload[Z_BITS + 1] != (part == TILE_BEATS - 1)) begin
+          if (errors < MAX_REPORT)
+            $display("LAST tile %0d beat %0d got %0d expected %0d", tile, part,
+                     t_payload[Z_BITS + 1], part == TILE_BEATS - 1);
+          errors = errors + 1;
+        end
+"""
+
+
 def _tb_sv(layers, p: dict, top: str, stall_seed) -> str:
     sg = "signed " if layers[0].config.signed else ""
+    last_check = _LAST_CHECK if p["TILE_BEATS"] > 1 else ""
     steps_function = _steps_function(layers[0].config, p)
     fields = "\n".join(f"  localparam integer L_{f} = {i};" for i, f in enumerate(LAYER_FIELDS))
     lp = "\n".join(f"  localparam integer {k} = {val};" for k, val in p.items())
@@ -409,7 +430,8 @@ def _tb_sv(layers, p: dict, top: str, stall_seed) -> str:
 // {_describe(layers, stall_seed)}
 // Runs on Verilator (--binary, which implies --timing) and Icarus Verilog (-g2012):
 //   make sim-verilator | make sim-icarus      (STALLS=<seed>|off: the plusargs below)
-// Reads weights.hex, acts.hex (one stream beat per line), expected.hex (one tile per line)
+// Reads weights.hex, acts.hex (one stream beat per line), expected.hex (one tiles beat per
+// line: TILE_BEATS lines of TILE_ROWS rows per tile)
 // and layers.hex (one GEMM per line, fields L_*: the layers run back to back); prints
 // STALLS, MISMATCH/OVERFLOW/TIMEOUT lines, then LAYER <l> CYCLES <c> STEPS <s> per layer,
 // ACTIONS <l> WBEATS <n> ABEATS <n> TILES <n> NONZERO <n> STEPS <n> per layer (counted on the
@@ -433,7 +455,7 @@ module tb;
 
   reg [W_BITS-1:0] w_mem [0:BEATS-1];
   reg [A_BITS-1:0] a_mem [0:BEATS-1];
-  reg [Z_BITS-1:0] e_mem [0:TILES-1];
+  reg [Z_BITS-1:0] e_mem [0:TILES*TILE_BEATS-1];
   reg [32*{len(LAYER_FIELDS)}-1:0] l_mem [0:LAYERS-1];
   reg {sg}[ACC-1:0] z_mem [0:Z_TOTAL-1];
   integer layer_end [0:LAYERS-1];
@@ -445,7 +467,7 @@ module tb;
   reg [63:0] n_nonzero [0:LAYERS-1];
   integer w_layer = 0, a_layer = 0;
 
-  integer w_idx = 0, a_idx = 0, t_idx = 0;
+  integer w_idx = 0, a_idx = 0, t_idx = 0;    // t_idx: tiles beats taken
   reg w_valid = 1'b0, a_valid = 1'b0, t_ready = 1'b0;
   wire w_ready, a_ready, t_valid;
   wire [W_BITS-1:0] w_payload = (w_idx < BEATS) ? w_mem[w_idx] : {{W_BITS{{1'b0}}}};
@@ -515,7 +537,7 @@ module tb;
   integer max_cycles;
   reg [31:0] lfsr_w, lfsr_a, lfsr_t;
   integer cycle = 0, first_cycle = -1, last_cycle = -1, errors = 0;
-  integer w_next, a_next, e, r, c, fd, k, layer = 0, tile0 = 0, tile_no;
+  integer w_next, a_next, e, r, c, fd, k, layer = 0, tile0 = 0, tile_no, tile, part;
   reg [Z_BITS-1:0] exp_tile;
   reg {sg}[ACC-1:0] got_v, exp_v;
 
@@ -625,7 +647,7 @@ module tb;
     lfsr_t <= xorshift(lfsr_t);
     if (cycle >= max_cycles) begin
       $display("TIMEOUT after %0d cycles: %0d of %0d tiles, %0d of %0d beats",
-               cycle, t_idx, TILES, w_idx, BEATS);
+               cycle, t_idx / TILE_BEATS, TILES, w_idx, BEATS);
       $display("MISMATCHES %0d", errors);
       $display("FAIL");
       $fatal(1, "testbench timed out");
@@ -660,37 +682,41 @@ module tb;
       t_ready <= !(stalls && lfsr_t[0]);
       if (t_valid && t_ready) begin
         exp_tile = e_mem[t_idx];
-        tile_no = t_idx - tile0;                  // the tile's number in its layer
-        for (e = 0; e < ROWS * COLS; e = e + 1) begin
+        tile = t_idx / TILE_BEATS;
+        part = t_idx % TILE_BEATS;                // the beat's number in its tile
+        tile_no = tile - tile0;                   // the tile's number in its layer
+        for (e = 0; e < TILE_ROWS * COLS; e = e + 1) begin
           got_v = t_payload[e * ACC +: ACC];
           exp_v = exp_tile[e * ACC +: ACC];
-          r = (tile_no / lf(layer, L_TILE_COLS)) * ROWS + e / COLS;
+          r = (tile_no / lf(layer, L_TILE_COLS)) * ROWS + part * TILE_ROWS + e / COLS;
           c = (tile_no % lf(layer, L_TILE_COLS)) * COLS + e % COLS;
           if (r < lf(layer, L_M) && c < lf(layer, L_N))
             z_mem[lf(layer, L_Z_BASE) + r * lf(layer, L_N) + c] = got_v;
           if (got_v !== exp_v) begin
             if (errors < MAX_REPORT)
               $display("MISMATCH tile %0d row %0d col %0d got %0d expected %0d",
-                       t_idx, r, c, got_v, exp_v);
+                       tile, r, c, got_v, exp_v);
             errors = errors + 1;
           end
         end
         if (t_payload[Z_BITS] != (lf(layer, L_EXPECT_OVERFLOW) != 0)) begin
           if (errors < MAX_REPORT)
-            $display("OVERFLOW tile %0d got %0d expected %0d", t_idx, t_payload[Z_BITS],
+            $display("OVERFLOW tile %0d got %0d expected %0d", tile, t_payload[Z_BITS],
                      lf(layer, L_EXPECT_OVERFLOW));
           errors = errors + 1;
         end
-        n_tiles[layer] = n_tiles[layer] + 1;
-        t_idx <= t_idx + 1;
-        if (t_idx + 1 == lf(layer, L_TILES_END)) begin
-          layer_end[layer] = cycle;
-          tile0 = t_idx + 1;
-          layer = layer + 1;
-        end
-        if (t_idx + 1 == TILES) begin
-          last_cycle = cycle;
-          finish_run;
+{last_check}        t_idx <= t_idx + 1;
+        if (part == TILE_BEATS - 1) begin
+          n_tiles[layer] = n_tiles[layer] + 1;
+          if (tile + 1 == lf(layer, L_TILES_END)) begin
+            layer_end[layer] = cycle;
+            tile0 = tile + 1;
+            layer = layer + 1;
+          end
+          if (tile + 1 == TILES) begin
+            last_cycle = cycle;
+            finish_run;
+          end
         end
       end
     end
@@ -925,7 +951,7 @@ if cocotb is not None:
     async def gemm(dut):
         """Stream the beats in, take the tiles, compare them with expected.hex."""
         w_mem, a_mem, e_mem = read_hex("weights.hex"), read_hex("acts.hex"), read_hex("expected.hex")
-        assert len(w_mem) == BEATS and len(a_mem) == BEATS and len(e_mem) == TILES
+        assert len(w_mem) == BEATS and len(a_mem) == BEATS and len(e_mem) == TILES * TILE_BEATS
         seed = stall_choice()
         stalls = seed is not None
         lw, la, lt = stall_seeds(seed) if stalls else (1, 1, 1)
@@ -957,7 +983,7 @@ if cocotb is not None:
             w_ready = int(dut.weights__ready.value)
             a_ready = int(dut.activations__ready.value)
             t_valid = int(dut.tiles__valid.value)
-            tile = dut.tiles__payload.value.to_unsigned() if t_valid and t_ready else None
+            beat = dut.tiles__payload.value.to_unsigned() if t_valid and t_ready else None
             stall_w, stall_a, stall_t = stalls and lw & 3 == 0, stalls and la & 3 == 0, \\
                 stalls and lt & 1
             lw, la, lt = xorshift(lw), xorshift(la), xorshift(lt)
@@ -985,32 +1011,39 @@ if cocotb is not None:
                 a_valid = int(a_next < BEATS and not stall_a)
             w_idx, a_idx = w_next, a_next
             t_ready = int(not stall_t)
-            if tile is not None:
+            if beat is not None:
                 lay = LAYER_TABLE[layer]
-                tile_no = t_idx - tile0
-                for e in range(ROWS * COLS):
-                    got, exp = field(tile, e), field(e_mem[t_idx], e)
-                    r = (tile_no // lay["TILE_COLS"]) * ROWS + e // COLS
+                tile, part = divmod(t_idx, TILE_BEATS)
+                tile_no = tile - tile0
+                for e in range(TILE_ROWS * COLS):
+                    got, exp = field(beat, e), field(e_mem[t_idx], e)
+                    r = (tile_no // lay["TILE_COLS"]) * ROWS + part * TILE_ROWS + e // COLS
                     c = (tile_no % lay["TILE_COLS"]) * COLS + e % COLS
                     if r < lay["M"] and c < lay["N"]:
                         z[lay["Z_BASE"] + r * lay["N"] + c] = got
                     if got != exp:
-                        errors.append(f"MISMATCH tile {{t_idx}} row {{r}} col {{c}} "
+                        errors.append(f"MISMATCH tile {{tile}} row {{r}} col {{c}} "
                                       f"got {{got}} expected {{exp}}")
-                overflow = (tile >> Z_BITS) & 1
+                overflow = (beat >> Z_BITS) & 1
                 if overflow != lay["EXPECT_OVERFLOW"]:
-                    errors.append(f"OVERFLOW tile {{t_idx}} got {{overflow}} "
+                    errors.append(f"OVERFLOW tile {{tile}} got {{overflow}} "
                                   f"expected {{lay['EXPECT_OVERFLOW']}}")
-                actions[layer]["tiles"] += 1
+                if TILE_BEATS > 1 and (beat >> (Z_BITS + 1)) & 1 != (part == TILE_BEATS - 1):
+                    errors.append(f"LAST tile {{tile}} beat {{part}} got "
+                                  f"{{(beat >> (Z_BITS + 1)) & 1}} "
+                                  f"expected {{int(part == TILE_BEATS - 1)}}")
                 t_idx += 1
-                if t_idx == lay["TILES_END"]:
-                    ends.append(cycle)
-                    tile0, layer = t_idx, layer + 1
-                if t_idx == TILES:
-                    last = cycle
-                    break
+                if part == TILE_BEATS - 1:
+                    actions[layer]["tiles"] += 1
+                    if tile + 1 == lay["TILES_END"]:
+                        ends.append(cycle)
+                        tile0, layer = tile + 1, layer + 1
+                    if tile + 1 == TILES:
+                        last = cycle
+                        break
         else:
-            assert False, f"TIMEOUT after {{max_cycles}} cycles: {{t_idx}} of {{TILES}} tiles"
+            assert False, (f"TIMEOUT after {{max_cycles}} cycles: {{t_idx // TILE_BEATS}} of "
+                           f"{{TILES}} tiles")
         (HERE / "z_out_cocotb.txt").write_text("".join(f"{{x}}\\n" for x in z))
         for line in errors[:MAX_REPORT]:
             dut._log.error(line)

@@ -6,7 +6,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import AcceleratorConfig
-from .layouts import act_group_layout, group_layout
+from .layouts import act_group_layout, group_layout, sums_member
 from .pe import PE
 
 __all__ = ["PEArray"]
@@ -14,7 +14,8 @@ __all__ = ["PEArray"]
 
 class PEArray(wiring.Component):
     """``rows x cols`` PEs in lockstep. PE (i, j) multiplies weight row i with activation
-    column j; ``sums[i][j]`` is its output, valid (for all PEs at once) with ``sum_valid``.
+    column j; ``sums[i][j]`` is its output, valid (for all PEs at once) with ``sum_valid``
+    (``hdl.layouts.sums_member``: one signal, or one per row for a large tile).
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -25,7 +26,7 @@ class PEArray(wiring.Component):
             "en": In(1), "valid": In(1), "first": In(1), "last": In(1),
             "weights": In(data.ArrayLayout(group_layout(c.pattern, c.width, c.signed), c.rows)),
             "acts": In(data.ArrayLayout(act_group_layout(c.pattern, c.width, c.signed), c.cols)),
-            "sums": Out(data.ArrayLayout(data.ArrayLayout(c.acc_shape, c.cols), c.rows)),
+            "sums": sums_member(c),
             "sum_valid": Out(1),
         })
 

@@ -14,6 +14,10 @@ __all__ = ["AcceleratorConfig", "FlexConfig", "value_shape"]
 
 MAX_ARRAY_SIDE = 64
 MAX_VALUE_WIDTH = 32
+#: Amaranth 0.5 numbers the output bits of a netlist cell in 16 bits (``Net.from_cell``), so
+#: no signal it builds may be wider. A 64x64 tile of 30-bit sums is 122,880 bits: such a
+#: tile leaves the accelerator in several ``tiles`` beats (``tile_rows``).
+MAX_SIGNAL_BITS = 1 << 16
 
 
 def value_shape(width: int, is_signed: bool) -> Shape:
@@ -44,6 +48,36 @@ def _default_acc_width(config) -> None:
     _check_int("acc_width", config.acc_width, 2, 128)
 
 
+def _tile_beat_bits(config, rows: int) -> int:
+    """Bits of a ``tiles`` beat of ``rows`` rows: the sums, ``overflow`` and, when a tile
+    takes several beats, ``last``."""
+    return rows * config.cols * config.acc_width + 1 + (rows != config.rows)
+
+
+def _default_tile_rows(config) -> None:
+    """The whole tile in one beat where it fits in a signal, else the most rows that fit
+    and divide ``rows`` (so every beat of a tile has the same layout)."""
+    if config.tile_rows is None:
+        fits = [d for d in range(config.rows, 0, -1)
+                if config.rows % d == 0 and _tile_beat_bits(config, d) <= MAX_SIGNAL_BITS]
+        object.__setattr__(config, "tile_rows", fits[0])
+    _check_int("tile_rows", config.tile_rows, 1, config.rows)
+    if config.rows % config.tile_rows:
+        raise ValueError(f"tile_rows must divide rows ({config.rows}), not {config.tile_rows}")
+    bits = _tile_beat_bits(config, config.tile_rows)
+    if bits > MAX_SIGNAL_BITS:
+        raise ValueError(f"a tiles beat of {config.tile_rows} rows is {bits:,} bits, more than "
+                         f"Amaranth's {MAX_SIGNAL_BITS:,}-bit signal limit: use fewer tile_rows")
+
+
+def _check_input_beats(config, weights_bits: int, acts_bits: int) -> None:
+    for name, bits in (("weights", weights_bits), ("activations", acts_bits)):
+        if bits > MAX_SIGNAL_BITS:
+            raise ValueError(f"a {name} beat of {bits:,} bits is more than Amaranth's "
+                             f"{MAX_SIGNAL_BITS:,}-bit signal limit: use a smaller array, "
+                             f"group or value width")
+
+
 def _pe_shape(lanes: int, width: int, acc_width: int, selectors) -> PEShape:
     """What every PE (``hdl.pe``) does per step: registers of the selected weights and
     activations, the products and the tree's sum, the accumulator; the adder tree's adds
@@ -67,6 +101,11 @@ class _NumberFormats:
     def acc_shape(self) -> Shape:
         return value_shape(self.acc_width, self.signed)
 
+    @property
+    def tile_beats(self) -> int:
+        """``tiles`` beats per output tile: ``rows / tile_rows``."""
+        return self.rows // self.tile_rows
+
 
 @dataclass(frozen=True)
 class AcceleratorConfig(_NumberFormats):
@@ -74,6 +113,8 @@ class AcceleratorConfig(_NumberFormats):
 
     ``acc_width`` defaults to the narrowest accumulator that cannot overflow for K up to
     ``max_k`` (see ``hss.accumulator_bits``); a narrower explicit width may wrap.
+    ``tile_rows`` (rows of Z per ``tiles`` beat) defaults to the whole tile where it fits
+    in ``MAX_SIGNAL_BITS``, else to the most rows that fit and divide ``rows``.
     """
     pattern: Pattern
     rows: int = 4
@@ -82,6 +123,7 @@ class AcceleratorConfig(_NumberFormats):
     signed: bool = True
     max_k: int = 4096
     acc_width: int | None = field(default=None)
+    tile_rows: int | None = field(default=None)
 
     def __post_init__(self):
         if isinstance(self.pattern, str):
@@ -91,6 +133,10 @@ class AcceleratorConfig(_NumberFormats):
                             f"not {self.pattern!r}")
         _check_array_and_format(self)
         _default_acc_width(self)
+        _default_tile_rows(self)
+        p = self.pattern
+        _check_input_beats(self, self.rows * p.group_bits(self.width) + 1,
+                           self.cols * p.group_size * self.width)
 
     @property
     def max_steps(self) -> int:
@@ -113,7 +159,7 @@ class AcceleratorConfig(_NumberFormats):
         sparsity hardware.
         """
         return AcceleratorConfig(self.pattern.dense_twin(), self.rows, self.cols, self.width,
-                                 self.signed, self.max_k, self.acc_width)
+                                 self.signed, self.max_k, self.acc_width, self.tile_rows)
 
     @property
     def selector_mux_bits(self) -> int:
@@ -171,7 +217,8 @@ class FlexConfig(_NumberFormats):
     chosen per tile at run time, on ``macs`` multipliers per PE (``hss.lanes``).
 
     ``acc_width`` defaults to the narrowest accumulator that cannot overflow in any mode for
-    K up to ``max_k`` (the densest mode sums the most products).
+    K up to ``max_k`` (the densest mode sums the most products); ``tile_rows`` as in
+    ``AcceleratorConfig``.
     """
     modes: ModeSet
     rows: int = 4
@@ -181,6 +228,7 @@ class FlexConfig(_NumberFormats):
     max_k: int = 4096
     acc_width: int | None = field(default=None)
     macs: int | None = field(default=None)
+    tile_rows: int | None = field(default=None)
 
     def __post_init__(self):
         if isinstance(self.modes, (str, Pattern)):
@@ -194,6 +242,10 @@ class FlexConfig(_NumberFormats):
         _check_int("macs", self.macs, 1, 1024)
         self.schedule                       # eager: a set these lanes cannot run is an error
         _default_acc_width(self)
+        _default_tile_rows(self)
+        s = self.schedule
+        acts = self.cols * s.max_groups_per_beat * s.region_size * self.width
+        _check_input_beats(self, self.beat_bits - acts, acts)
 
     @cached_property
     def schedule(self) -> LaneSchedule:
@@ -248,7 +300,7 @@ class FlexConfig(_NumberFormats):
         """The dense array with the same multipliers (``macs:macs``) and accumulators."""
         return AcceleratorConfig(Pattern.parse(f"{self.macs}:{self.macs}"), self.rows,
                                  self.cols, self.width, self.signed, self.max_k,
-                                 self.acc_width)
+                                 self.acc_width, self.tile_rows)
 
     @property
     def name(self) -> str:

@@ -29,8 +29,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import FlexConfig
+from .layouts import sums_member
 from .pe import PE, PE_LATENCY
-from .top import HSSAccelerator
+from .top import HSSAccelerator, tile_layout
 
 __all__ = ["FlexAccelerator", "FlexPE", "FlexPEArray", "RowSteer", "RegionWindow", "LaneSelect",
            "flex_row_layout", "flex_weight_beat_layout", "flex_act_beat_layout",
@@ -73,10 +74,8 @@ def flex_act_beat_layout(c: FlexConfig) -> data.ArrayLayout:
 
 
 def flex_tile_layout(c: FlexConfig) -> data.StructLayout:
-    return data.StructLayout({
-        "z": data.ArrayLayout(data.ArrayLayout(c.acc_shape, c.cols), c.rows),
-        "overflow": 1,
-    })
+    """``tile_layout``: the tiles stream does not depend on the modes."""
+    return tile_layout(c)
 
 
 def lane_layout(c: FlexConfig) -> data.StructLayout:
@@ -236,7 +235,7 @@ class FlexPEArray(wiring.Component):
             "mode": In(_mode_shape(c)), "phase": In(_phase_shape(c)),
             "weights": In(data.ArrayLayout(flex_row_layout(c), c.rows)),
             "acts": In(flex_act_beat_layout(c)),
-            "sums": Out(data.ArrayLayout(data.ArrayLayout(c.acc_shape, c.cols), c.rows)),
+            "sums": sums_member(c),
             "sum_valid": Out(1),
         })
 

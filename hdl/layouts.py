@@ -10,12 +10,14 @@ import functools
 
 from amaranth.hdl import unsigned
 from amaranth.lib import data
+from amaranth.lib.wiring import Out
 
 from hss import Pattern, pack_fields
 
 from .config import value_shape
 
-__all__ = ["offsets_layout", "group_layout", "act_group_layout", "pack_group", "pack_values"]
+__all__ = ["offsets_layout", "group_layout", "act_group_layout", "sums_member", "pack_group",
+           "pack_values"]
 
 
 def offsets_layout(pattern: Pattern) -> data.StructLayout:
@@ -35,6 +37,16 @@ def group_layout(pattern: Pattern, width: int, is_signed: bool) -> data.StructLa
 def act_group_layout(pattern: Pattern, width: int, is_signed: bool) -> data.ArrayLayout:
     """One dense group of S activations."""
     return data.ArrayLayout(value_shape(width, is_signed), pattern.group_size)
+
+
+def sums_member(config):
+    """A PE array's ``sums`` port, ``[rows][cols]`` accumulators: one signal, or one per row
+    where a tile leaves in several beats (``config.tile_beats``): the whole tile would pass
+    Amaranth's signal limit (``hdl.config.MAX_SIGNAL_BITS``). Indexed ``sums[i][j]`` alike."""
+    row = data.ArrayLayout(config.acc_shape, config.cols)
+    if config.tile_beats == 1:
+        return Out(data.ArrayLayout(row, config.rows))
+    return Out(row).array(config.rows)
 
 
 def pack_values(values, width: int) -> int:

@@ -19,7 +19,8 @@ from .layouts import pack_group, pack_values
 from .top import tile_layout, weight_beat_layout
 
 __all__ = ["GemmVectors", "as_layers", "gemm_vectors", "flex_gemm_vectors",
-           "flex_segment_vectors", "segment_vectors", "unpack_tile"]
+           "flex_segment_vectors", "segment_vectors", "unpack_tile", "unpack_tiles",
+           "tile_beat_rows"]
 
 
 @dataclass(frozen=True)
@@ -297,9 +298,41 @@ def _fixed_segment_vectors(c: AcceleratorConfig, segments, A) -> GemmVectors:
 
 
 def unpack_tile(config: AcceleratorConfig, word: int) -> tuple[np.ndarray, bool]:
-    """A ``tiles`` payload as (Z tile (rows, cols) int64, overflow flag)."""
-    c = config
-    layout = tile_layout(c)
-    z = hss.unpack_fields(word, c.acc_width, c.rows * c.cols, c.signed)
-    overflow = bool((word >> layout["overflow"].offset) & 1)
-    return np.array(z, np.int64).reshape(c.rows, c.cols), overflow
+    """A ``tiles`` payload of a one-beat tile as (Z tile (rows, cols) int64, overflow
+    flag); ``unpack_tiles`` takes any number of beats per tile."""
+    if config.tile_beats != 1:
+        raise ValueError(f"a tile of this config takes {config.tile_beats} beats: "
+                         f"use unpack_tiles")
+    return unpack_tiles(config, [word])[0]
+
+
+def unpack_tiles(config, words) -> list[tuple[np.ndarray, bool]]:
+    """``tiles`` payloads, ``config.tile_beats`` per tile, as (Z tile (rows, cols) int64,
+    overflow flag) per tile. Raises ``ValueError`` where the beats do not make whole tiles:
+    a count that is not a multiple, a ``last`` flag off its tile's final beat, or beats of
+    one tile that disagree on ``overflow``."""
+    c, words = config, list(words)
+    layout, beats = tile_layout(c), c.tile_beats
+    if len(words) % beats:
+        raise ValueError(f"{len(words)} beats are not whole tiles of {beats} beats")
+    out = []
+    for t in range(0, len(words), beats):
+        tile = words[t:t + beats]
+        flags = {bool((w >> layout["overflow"].offset) & 1) for w in tile}
+        if len(flags) != 1:
+            raise ValueError(f"tile {t // beats}: its beats disagree on overflow")
+        if beats > 1:
+            last = [bool((w >> layout["last"].offset) & 1) for w in tile]
+            if last != [False] * (beats - 1) + [True]:
+                raise ValueError(f"tile {t // beats}: last flags {last}, expected only on "
+                                 f"beat {beats - 1}")
+        z = [v for w in tile for v in hss.unpack_fields(w, c.acc_width, c.tile_rows * c.cols,
+                                                       c.signed)]
+        out.append((np.array(z, np.int64).reshape(c.rows, c.cols), flags.pop()))
+    return out
+
+
+def tile_beat_rows(config, tile: np.ndarray) -> list[np.ndarray]:
+    """A tile (rows, cols) cut into the rows of its ``tiles`` beats, in order."""
+    return [tile[b * config.tile_rows:(b + 1) * config.tile_rows]
+            for b in range(config.tile_beats)]

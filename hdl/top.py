@@ -1,7 +1,7 @@
 """HSSAccelerator: the top the generator emits. See the class docstring for the protocol."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,10 +10,16 @@ from .config import AcceleratorConfig
 from .layouts import act_group_layout, group_layout
 from .pe import PE_LATENCY
 
-__all__ = ["HSSAccelerator", "LATENCY", "weight_beat_layout", "tile_layout"]
+__all__ = ["HSSAccelerator", "LATENCY", "weight_beat_layout", "tile_layout", "last_beat_latency"]
 
 #: Cycles from the cycle that accepts a tile's last group to the cycle its tile is valid.
 LATENCY = PE_LATENCY + 1
+
+
+def last_beat_latency(config) -> int:
+    """Cycles from accepting a tile's last group to the handshake of its last ``tiles``
+    beat when nothing stalls: ``LATENCY``, plus one cycle per further beat of the tile."""
+    return LATENCY + config.tile_beats - 1
 
 
 def weight_beat_layout(config: AcceleratorConfig) -> data.StructLayout:
@@ -24,12 +30,15 @@ def weight_beat_layout(config: AcceleratorConfig) -> data.StructLayout:
     })
 
 
-def tile_layout(config: AcceleratorConfig) -> data.StructLayout:
+def tile_layout(config) -> data.StructLayout:
+    """A ``tiles`` beat: ``tile_rows`` rows of the tile, its ``overflow`` flag and, where a
+    tile takes several beats, ``last`` on its final one."""
     c = config
-    return data.StructLayout({
-        "z": data.ArrayLayout(data.ArrayLayout(c.acc_shape, c.cols), c.rows),
-        "overflow": 1,
-    })
+    fields = {"z": data.ArrayLayout(data.ArrayLayout(c.acc_shape, c.cols), c.tile_rows),
+              "overflow": 1}
+    if c.tile_beats > 1:
+        fields["last"] = 1
+    return data.StructLayout(fields)
 
 
 class HSSAccelerator(wiring.Component):
@@ -45,14 +54,18 @@ class HSSAccelerator(wiring.Component):
       column, ``[cols][S]``.
     - ``tiles`` (out): one beat per tile, ``z[rows][cols]`` (accumulator width, signedness
       of the values), and ``overflow``, set when the tile had more than ``ceil(max_k/S)``
-      steps, beyond what the accumulator width is sized for.
+      steps, beyond what the accumulator width is sized for. A tile too wide for one signal
+      (``config.tile_beats > 1``) leaves in ``tile_beats`` consecutive beats of
+      ``tile_rows`` rows each, top rows first, each with the tile's ``overflow``, the last
+      with ``last``.
 
     A step happens in a cycle where both inputs are valid and the engine is ready; the two
     streams advance together (``ready`` of each depends on ``valid`` of the other). Tiles
     follow each other back to back with no idle cycle; a tile is valid ``LATENCY`` cycles
     after the cycle that accepted its last group. The output holds one tile while the next
     is computed; the engine stalls only when a second tile finishes before the first was
-    taken.
+    taken (with several beats per tile: before its last beat was taken, so tiles of fewer
+    steps than beats stall the engine).
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -88,7 +101,12 @@ class HSSAccelerator(wiring.Component):
         m.submodules.array = array = self._array()
 
         full = Signal()                            # the output register holds a tile
-        take = ~full | self.tiles.ready           # a finished tile can be stored now
+        if c.tile_beats == 1:
+            take = ~full | self.tiles.ready       # a finished tile can be stored now
+        else:
+            beat = Signal(range(c.tile_beats))    # the tile's beat on the port
+            at_last = beat == c.tile_beats - 1
+            take = ~full | (self.tiles.ready & at_last)
         en = Signal()
         m.d.comb += en.eq(~array.sum_valid | take)
 
@@ -112,6 +130,9 @@ class HSSAccelerator(wiring.Component):
             m.d.sync += flags[0].eq(over_in)
             m.d.sync += [flags[i].eq(flags[i - 1]) for i in range(1, PE_LATENCY)]
 
+        if c.tile_beats > 1:
+            self._drain(m, array, flags[-1], full, take, beat, at_last)
+            return m
         tile = Signal(tile_layout(c), reset_less=True)
         with m.If(array.sum_valid & take):
             m.d.sync += [tile.z.eq(array.sums), tile.overflow.eq(flags[-1]), full.eq(1)]
@@ -119,3 +140,25 @@ class HSSAccelerator(wiring.Component):
             m.d.sync += full.eq(0)
         m.d.comb += [self.tiles.valid.eq(full), self.tiles.payload.eq(tile)]
         return m
+
+    def _drain(self, m: Module, array, overflow, full, take, beat, at_last):
+        """The output register of a tile that leaves in ``tile_beats`` beats: one register
+        per beat's rows (no signal holds the whole tile), the port showing beat ``beat``."""
+        c, out = self.config, self.tiles
+        parts = [Signal(tile_layout(c)["z"].shape, name=f"tile_{b}", reset_less=True)
+                 for b in range(c.tile_beats)]
+        over = Signal(reset_less=True)
+        with m.If(array.sum_valid & take):
+            m.d.sync += [part.eq(Cat(array.sums[b * c.tile_rows + i] for i in range(c.tile_rows)))
+                         for b, part in enumerate(parts)]
+            m.d.sync += [over.eq(overflow), full.eq(1), beat.eq(0)]
+        with m.Elif(out.ready & full):
+            m.d.sync += beat.eq(beat + 1)
+            with m.If(at_last):
+                m.d.sync += [full.eq(0), beat.eq(0)]
+        with m.Switch(beat):
+            for b, part in enumerate(parts):
+                with m.Case(b):
+                    m.d.comb += out.payload.z.eq(part)
+        m.d.comb += [out.valid.eq(full), out.payload.overflow.eq(over),
+                     out.payload.last.eq(at_last)]

@@ -100,11 +100,12 @@ def run(dut, testbenches, *, background=(), deadline_cycles=None, timeout_cycles
 
 def run_gemms(dut, vectors, *, idle=0.0, stall=0.0, seed=0):
     """Stream the beats of all ``vectors`` (GemmVectors) back to back into an accelerator's
-    three streams; return (tile payloads, weight handshake cycles, tile handshake cycles).
-    Random gaps on both inputs (``idle``), random refusals of the tiles (``stall``)."""
+    three streams; return (tiles payloads, weight handshake cycles, tiles handshake cycles),
+    ``tile_beats`` payloads per tile. Random gaps on both inputs (``idle``), random refusals
+    of the tiles (``stall``)."""
     w_beats = [b for v in vectors for b in v.weight_beats]
     a_beats = [b for v in vectors for b in v.act_beats]
-    n_tiles = sum(v.tiles for v in vectors)
+    n_tiles = sum(v.tiles for v in vectors) * dut.config.tile_beats
     cycles, w_log, a_log, t_log, result = Cycles(), [], [], [], {}
 
     async def weights_tb(ctx):

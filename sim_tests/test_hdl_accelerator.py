@@ -16,7 +16,8 @@ from amaranth.hdl import UnusedElaboratable
 
 import hss
 from hdl import LATENCY, AcceleratorConfig, HSSAccelerator
-from hdl.stimulus import gemm_vectors, unpack_tile
+from hdl.top import last_beat_latency, tile_layout
+from hdl.stimulus import gemm_vectors, unpack_tiles
 from simkit import (WEIGHT_KINDS, activations, quiet_padding, run_gemms, value_limits, weights, wrap)
 
 # (pattern, rows, cols, signed): every pattern on at least one array in signed and
@@ -42,7 +43,7 @@ def simulate(config, vectors, *, idle=0.0, stall=0.0, seed=0):
     weight handshake cycles, tile handshake cycles)."""
     tiles, w_log, t_log = run_gemms(HSSAccelerator(config), vectors, idle=idle, stall=stall,
                                     seed=seed)
-    return [unpack_tile(config, w) for w in tiles], w_log, t_log
+    return unpack_tiles(config, tiles), w_log, t_log
 
 
 def check_tiles(named, tiles, overflow=False):
@@ -89,6 +90,46 @@ def test_gemms_back_to_back_with_backpressure(pattern, rows, cols, is_signed):
     assert any(v.k % config.pattern.group_size for _, v in named)
     tiles, _, _ = simulate(config, [v for _, v in named], idle=0.3, stall=0.4, seed=3)
     check_tiles(named, tiles)
+
+
+# (pattern, rows, cols, tile_rows): tiles that leave in several beats, as a large array's do
+# (hdl.config.MAX_SIGNAL_BITS), on arrays small enough to simulate
+SPLIT = [("4:6,2:4", 4, 3, 2), ("2:4", 3, 2, 1), ("8:8", 4, 1, 1), ("4:6,2:4", 2, 2, 2)]
+
+
+@pytest.mark.parametrize("pattern,rows,cols,tile_rows", SPLIT,
+                         ids=[f"{p}-{r}x{c}-rows{t}" for p, r, c, t in SPLIT])
+def test_tiles_in_several_beats_with_backpressure(pattern, rows, cols, tile_rows):
+    """Each tile as ``tile_beats`` beats of ``tile_rows`` rows, ``last`` on its final beat
+    (``unpack_tiles`` checks), GEMMs back to back under random stalls; one beat per tile
+    keeps the small builds' layout (no ``last`` field)."""
+    config = AcceleratorConfig(pattern, rows, cols, 8, True, tile_rows=tile_rows)
+    assert config.tile_beats == rows // tile_rows
+    assert ("last" in tile_layout(config).members) == (config.tile_beats > 1)
+    named = gemms(config, seed=rows * 10 + cols + tile_rows)
+    tiles, _, _ = simulate(config, [v for _, v in named], idle=0.3, stall=0.5, seed=11)
+    check_tiles(named, tiles)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4, 6], ids=lambda g: f"K={g}S")
+def test_several_beats_cycle_count(groups):
+    """4 beats a tile: tiles of at least 4 steps drain while the next computes (the last
+    beat ``last_beat_latency`` cycles after the last step, tiles back to back); shorter
+    tiles stall the engine and come out every 4 cycles."""
+    config = AcceleratorConfig("4:6,2:4", 4, 2, 8, True, tile_rows=1)
+    p, beats = config.pattern, config.tile_beats
+    rng = np.random.default_rng(groups)
+    k = groups * p.group_size
+    v = gemm_vectors(config, weights(rng, p, 8, k, 8, True), activations(rng, k, 4, 8, True))
+    assert v.tiles == 4
+    tiles, w_log, t_log = simulate(config, [v])
+    check_tiles([("timed", v)], tiles)
+    assert len(t_log) == v.tiles * beats
+    ends = t_log[beats - 1::beats]
+    assert np.diff(t_log).min() == 1, "a tile's beats are consecutive"
+    assert np.diff(ends).tolist() == [max(groups, beats)] * (v.tiles - 1)
+    if groups >= beats:
+        assert t_log[-1] - w_log[0] + 1 == v.steps + last_beat_latency(config)
 
 
 def test_16bit_values():

@@ -29,17 +29,20 @@ except ImportError:  # not POSIX: every worker builds its own
 import hss
 from gen.simulate import SimError, ToolMissing, simulate
 from gen.testbench import TB_FILES, stall_seeds, write_testbench
-from hdl import LATENCY, AcceleratorConfig, HSSAccelerator
+from hdl import AcceleratorConfig, HSSAccelerator
+from hdl.top import last_beat_latency
 from hdl.stimulus import gemm_vectors
 
 SIMS = ("verilator", "icarus")
 
-# name: (pattern, rows, cols, width, signed, M, K, N)
+# name: (pattern, rows, cols, width, signed, M, K, N[, tile_rows])
 CASES = {
     # 4 tiles overhanging both M and N, 2 groups per tile
     "hss": ("4:6,2:4", 2, 2, 8, True, 3, 48, 3),
     # three ranks, unsigned, K padded to the group (16), 1x2 array
     "three_ranks": ("2:3,3:4,2:4", 1, 2, 6, False, 2, 40, 3),
+    # each tile in 2 beats of 2 rows, as a large array's tiles leave (hdl.config.tile_rows)
+    "split": ("4:6,2:4", 4, 2, 8, True, 6, 48, 3, 2),
 }
 
 
@@ -50,9 +53,9 @@ def _no_stalls_from_the_environment(monkeypatch):
 
 
 def _vectors(name: str, seed: int = 0):
-    pattern, rows, cols, width, signed, m, k, n = CASES[name]
+    pattern, rows, cols, width, signed, m, k, n, *tile_rows = CASES[name]
     p = hss.Pattern.parse(pattern)
-    cfg = AcceleratorConfig(p, rows, cols, width, signed)
+    cfg = AcceleratorConfig(p, rows, cols, width, signed, tile_rows=(tile_rows or [None])[0])
     rng = np.random.default_rng(seed)
     lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
     W = hss.prune(rng.integers(lo, hi, (m, k)), p)
@@ -144,8 +147,8 @@ def test_no_stalls(run, project, name, sim):
     assert r.mismatches == 0 and r.messages == ()
     np.testing.assert_array_equal(_z(r.z_out, v), v.expected)
     assert r.ideal == v.steps
-    assert r.cycles == v.steps + LATENCY
-    assert r.latency == LATENCY
+    assert r.cycles == v.steps + last_beat_latency(v.config)
+    assert r.latency == last_beat_latency(v.config)
     assert re.search(r"^STALLS off$", r.log.read_text(), re.M)
 
 
@@ -156,7 +159,7 @@ def test_random_stalls(run, project, name, sim):
     r = run(name, "tb_stall", sim)
     assert r.passed, r.log.read_text()
     np.testing.assert_array_equal(_z(r.z_out, v), v.expected)
-    assert r.cycles > v.steps + LATENCY
+    assert r.cycles > v.steps + last_beat_latency(v.config)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -178,7 +181,7 @@ def test_stalls_chosen_at_run_time(run, project, name, sim):
     baked, chosen = run(name, "tb_stall", sim), run(name, "tb", sim, stalls=3)
     assert chosen.passed, chosen.log.read_text()
     np.testing.assert_array_equal(_z(chosen.z_out, v), v.expected)
-    assert chosen.cycles == baked.cycles > v.steps + LATENCY
+    assert chosen.cycles == baked.cycles > v.steps + last_beat_latency(v.config)
     seeds = " ".join(f"{x:08x}" for x in stall_seeds(3))
     assert _stalls_line(chosen.log) == _stalls_line(baked.log) == f"STALLS 3 SEEDS {seeds}"
 
@@ -190,7 +193,7 @@ def test_run_time_stalls_agree_across_simulators(run, project, seed):
     for sim in SIMS:
         assert r[sim].passed, r[sim].log.read_text()
         np.testing.assert_array_equal(_z(r[sim].z_out, v), v.expected)
-    assert r["verilator"].cycles == r["icarus"].cycles > v.steps + LATENCY
+    assert r["verilator"].cycles == r["icarus"].cycles > v.steps + last_beat_latency(v.config)
     assert _stalls_line(r["verilator"].log) == _stalls_line(r["icarus"].log)
 
 
@@ -199,7 +202,7 @@ def test_stalls_off_overrides_the_baked_seed(run, project, sim):
     v = project["hss"][1]
     r = run("hss", "tb_stall", sim, stalls="off")
     assert r.passed, r.log.read_text()
-    assert r.cycles == v.steps + LATENCY
+    assert r.cycles == v.steps + last_beat_latency(v.config)
     assert _stalls_line(r.log) == "STALLS off"
 
 
@@ -221,17 +224,21 @@ def _corrupt(expected_hex: Path, tile: int, element: int, acc_width: int) -> Non
 
 
 @pytest.mark.parametrize("sim", SIMS)
-def test_corrupted_expected_fails(run, project, tmp_path, sim):
-    run("hss", "tb", sim)  # built once; the copy keeps the build (times preserved)
-    base, v = project["hss"]
+@pytest.mark.parametrize("name", ["hss", "split"])
+def test_corrupted_expected_fails(run, project, tmp_path, sim, name):
+    """One wrong golden value: one MISMATCH line, in Z coordinates; of a tile in several
+    beats, in its last row (the last beat's line of expected.hex)."""
+    run(name, "tb", sim)  # built once; the copy keeps the build (times preserved)
+    base, v = project[name]
     c = v.config
-    work = tmp_path / "hss"
+    work = tmp_path / name
     with _lock((base / "tb").with_suffix(".lock")):
         shutil.copytree(base / "rtl", work / "rtl")
         shutil.copytree(base / "tb", work / "tb",
                         ignore=shutil.ignore_patterns("sim_build-*", "__pycache__"))
-    tile, i, j = 1, 0, 0          # tile 1 sits at rows 0.., cols 2..
-    _corrupt(work / "tb" / "expected.hex", tile, i * c.cols + j, c.acc_width)
+    tile, i, j = 1, c.rows - 1, 0          # tile 1 sits at rows 0.., cols c.cols..
+    _corrupt(work / "tb" / "expected.hex", tile * c.tile_beats + i // c.tile_rows,
+             (i % c.tile_rows) * c.cols + j, c.acc_width)
     r = simulate(work / "tb", sim)
     assert not r.passed
     assert r.mismatches == 1
@@ -243,14 +250,15 @@ def test_corrupted_expected_fails(run, project, tmp_path, sim):
     np.testing.assert_array_equal(_z(r.z_out, v), v.expected)   # the hardware was right
 
 
-def test_cocotb_icarus(project):
-    base, v = project["hss"]
+@pytest.mark.parametrize("name", ["hss", "split"])
+def test_cocotb_icarus(project, name):
+    base, v = project[name]
     with _lock((base / "tb").with_suffix(".lock")):
         r = simulate(base / "tb", "cocotb-icarus")
     assert r.passed, r.log.read_text()
     np.testing.assert_array_equal(_z(r.z_out, v), v.expected)
     assert r.z_out.name == "z_out_cocotb.txt"
-    assert r.cycles == v.steps + LATENCY
+    assert r.cycles == v.steps + last_beat_latency(v.config)
 
 
 def test_cocotb_honours_the_stalls_variable(run, project, tmp_path, monkeypatch):
@@ -266,7 +274,7 @@ def test_cocotb_honours_the_stalls_variable(run, project, tmp_path, monkeypatch)
     r = simulate(tmp_path / "tb", "cocotb-icarus")
     assert r.passed, r.log.read_text()
     np.testing.assert_array_equal(_z(r.z_out, v), v.expected)
-    assert r.cycles == tb_sv.cycles > v.steps + LATENCY
+    assert r.cycles == tb_sv.cycles > v.steps + last_beat_latency(v.config)
     seeds = " ".join(f"{x:08x}" for x in stall_seeds(7))
     assert f"STALLS 7 SEEDS {seeds}" in r.log.read_text()
     monkeypatch.setenv("STALLS", "7x")
