@@ -18,6 +18,7 @@ from hdl import LATENCY, HSSAccelerator, HSSDecompressor
 from hdl.config import FlexConfig
 from hdl.flex import FLEX_LATENCY, FlexAccelerator
 from synth import tools
+from hdl.shared import SharedModules
 from synth.compose import distinct_modules
 
 __all__ = ["TOP", "DECOMPRESSOR", "SHARE_MODULES_ABOVE_PES", "emit_verilog", "emitter_yosys",
@@ -81,16 +82,48 @@ def _fewer_collections():
 #: Above this many PEs the accelerator's Verilog defines each distinct module once.
 #: Amaranth writes one module per submodule *instance*, so an array of N PEs arrives as N
 #: copies of the same PE under N names; every tool after it (Verilator above all: 16x16 built
-#: in 136 s from the copies, in 27 s from the shared modules) pays for each copy again. With
-#: ``synth.compose.distinct_modules`` the copies become instances of one representative
-#: (e.g. every interior PE instantiates ``hss_accelerator.array.pe_0_1``); the logic is the
-#: same, only module names and the module count change. Up to 4x4 the Verilog stays exactly
-#: as Amaranth writes it, so small builds keep their RTL byte for byte.
+#: in 136 s from the copies, in 27 s from the shared modules) pays for each copy again, and
+#: so does Amaranth itself, elaborating and converting each copy. Above the threshold the
+#: array is elaborated with shared modules (``hdl.shared``): every PE position instantiates
+#: ``hss_accelerator.array.pe_0_0`` (a flexible build's row steering ``...steer_0`` and
+#: column windows ``...window_0`` likewise), each converted once; the logic is the same,
+#: only module names and the module count change. Up to 4x4 the Verilog stays exactly as
+#: Amaranth writes it, so small builds keep their RTL byte for byte.
 SHARE_MODULES_ABOVE_PES = 16
 
 
 def _pes(config) -> int:
     return config.rows * config.cols
+
+
+# the preamble and ``top`` attribute of a shared module's own conversion, dropped where its
+# module joins the accelerator's file
+_SHARED_HEAD = re.compile(r"\A/\*.*?\*/\s*\(\* top = +1 +\*\)\n", re.S)
+
+
+def _convert(component, name: str, ports=None) -> str:
+    with _builtin_yosys():
+        return _relative_src(verilog.convert(component, name=name, ports=ports))
+
+
+def _accelerator_text(config, accelerator_class) -> tuple[str, wiring.Component]:
+    """The accelerator's Verilog, above ``SHARE_MODULES_ABOVE_PES`` PEs with shared
+    modules: the top with its instances, then each shared module's own conversion."""
+    if _pes(config) <= SHARE_MODULES_ABOVE_PES:
+        top = accelerator_class(config)
+        return _convert(top, TOP), top
+    shared = SharedModules(f"{TOP}.array")
+    top = accelerator_class(config, shared=shared)
+    text = _convert(top, TOP)
+    for module, component, module_ports in shared.modules():
+        own = _convert(component, module, module_ports)
+        head = _SHARED_HEAD.match(own)
+        if head is None:
+            raise AssertionError(f"unexpected preamble in the Verilog of {module}")
+        text += own[head.end():]
+    # each module converted on its own repeats identical parts (a PE's rank-0 selectors,
+    # pe_0_0's and pe_0_1's multipliers): one of each
+    return distinct_modules(text, TOP).reduced, top
 
 
 def emit_verilog(config) -> tuple[dict[str, str], dict[str, list]]:
@@ -99,17 +132,13 @@ def emit_verilog(config) -> tuple[dict[str, str], dict[str, list]]:
     per pattern). Above ``SHARE_MODULES_ABOVE_PES`` PEs the accelerator's identical
     modules are defined once."""
     with _fewer_collections():
-        if isinstance(config, FlexConfig):
-            components = {TOP: FlexAccelerator(config)}
-        else:
-            components = {TOP: HSSAccelerator(config),
-                          DECOMPRESSOR: HSSDecompressor(config.pattern, config.width,
-                                                        config.signed)}
-        with _builtin_yosys():
-            texts = {name: _relative_src(verilog.convert(c, name=name))
-                     for name, c in components.items()}
-        if _pes(config) > SHARE_MODULES_ABOVE_PES:
-            texts[TOP] = distinct_modules(texts[TOP], TOP).reduced
+        flexible = isinstance(config, FlexConfig)
+        text, top = _accelerator_text(config, FlexAccelerator if flexible else HSSAccelerator)
+        texts, components = {TOP: text}, {TOP: top}
+        if not flexible:
+            components[DECOMPRESSOR] = HSSDecompressor(config.pattern, config.width,
+                                                       config.signed)
+            texts[DECOMPRESSOR] = _convert(components[DECOMPRESSOR], DECOMPRESSOR)
         return texts, {name: ports(c) for name, c in components.items()}
 
 
@@ -180,6 +209,7 @@ def _flex_manifest(c: FlexConfig, port_lists, versions) -> dict:
             "rows": c.rows, "cols": c.cols, "value_width": c.width, "signed": c.signed,
             "acc_width": c.acc_width, "max_k": c.max_k, "multipliers_per_pe": c.macs,
             "lane_rows": s.rows, "top_kept_blocks": s.top_kept, "latency": FLEX_LATENCY,
+            **_tile_parameters(c),
             "mode_bits": c.modes.mode_bits, "beat_values": s.beat_values,
             "beat_groups": s.max_groups_per_beat, "region_size": s.region_size,
             "offset_fields": {f"r{r}": {"count": s.offset_fields(r), "bits": s.offset_bits(r)}
@@ -201,10 +231,21 @@ def _flex_manifest(c: FlexConfig, port_lists, versions) -> dict:
             "steps, both streams together; a tile's beats may change mode (segments, summed "
             "into the same accumulators); "
             "weights.last marks a tile's last beat; a tile is valid "
-            f"{FLEX_LATENCY} cycles after its last step"),
+            f"{FLEX_LATENCY} cycles after its last step" + _tiles_protocol(c)),
         "ports": port_lists,
         "tool_versions": versions,
     }
+
+
+def _tile_parameters(c) -> dict:
+    return {"tile_rows": c.tile_rows, "tile_beats": c.tile_beats}
+
+
+def _tiles_protocol(c) -> str:
+    if c.tile_beats == 1:
+        return ""
+    return (f"; a tile leaves in {c.tile_beats} consecutive tiles beats of {c.tile_rows} rows "
+            f"(top rows first), each with the tile's overflow, tiles.last on the final one")
 
 
 def manifest(config, port_lists: dict[str, list], versions: dict[str, str]) -> dict:
@@ -219,11 +260,12 @@ def manifest(config, port_lists: dict[str, list], versions: dict[str, str]) -> d
             "rows": config.rows, "cols": config.cols, "value_width": config.width,
             "signed": config.signed, "acc_width": config.acc_width, "max_k": config.max_k,
             "group_size": p.group_size, "multipliers_per_pe": p.slots,
-            "latency": LATENCY, "decompressor_latency": p.num_ranks,
+            "latency": LATENCY, "decompressor_latency": p.num_ranks, **_tile_parameters(config),
         },
         "protocol": ("valid/ready streams; a step happens when weights and activations are "
                      "both valid and ready; weights.last marks a tile's final group; a tile "
-                     f"is valid {LATENCY} cycles after its last group is accepted"),
+                     f"is valid {LATENCY} cycles after its last group is accepted"
+                     + _tiles_protocol(config)),
         "ports": port_lists,
         "tool_versions": versions,
     }

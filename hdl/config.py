@@ -71,9 +71,9 @@ def _default_tile_rows(config) -> None:
 
 
 def _check_input_beats(config, weights_bits: int, acts_bits: int) -> None:
-    for name, bits in (("weights", weights_bits), ("activations", acts_bits)):
+    for name, bits in (("a weights", weights_bits), ("an activations", acts_bits)):
         if bits > MAX_SIGNAL_BITS:
-            raise ValueError(f"a {name} beat of {bits:,} bits is more than Amaranth's "
+            raise ValueError(f"{name} beat of {bits:,} bits is more than Amaranth's "
                              f"{MAX_SIGNAL_BITS:,}-bit signal limit: use a smaller array, "
                              f"group or value width")
 

@@ -30,7 +30,9 @@ from amaranth.lib.wiring import In, Out
 
 from .config import FlexConfig
 from .layouts import sums_member
+from .array import drive_sum
 from .pe import PE, PE_LATENCY
+from .shared import SharedModules
 from .top import HSSAccelerator, tile_layout
 
 __all__ = ["FlexAccelerator", "FlexPE", "FlexPEArray", "RowSteer", "RegionWindow", "LaneSelect",
@@ -226,10 +228,21 @@ class FlexPE(PE):
 
 class FlexPEArray(wiring.Component):
     """``rows x cols`` FlexPEs in lockstep, a ``RowSteer`` per row and a ``RegionWindow``
-    per column; ``sums`` as in ``PEArray``."""
+    per column; ``sums`` and ``shared`` as in ``PEArray`` (steering, windows and PEs each
+    one shared module)."""
 
-    def __init__(self, config: FlexConfig):
+    def __init__(self, config: FlexConfig, *, shared: SharedModules | None = None):
         self.config = c = _check(config)
+        if shared is not None and not isinstance(shared, SharedModules):
+            raise TypeError(f"shared must be an hdl.shared.SharedModules or None, "
+                            f"not {shared!r}")
+        self.shared = shared
+        if shared is not None:
+            shared.add("steer_0", RowSteer(c), clocked=False)
+            shared.add("window_0", RegionWindow(c), clocked=False)
+            unread = ("selected", "partial")
+            shared.add("pe_0_0", FlexPE(c), clocked=True, omit=unread)
+            shared.add("pe_0_1", FlexPE(c), clocked=True, omit=unread + ("sum_valid",))
         super().__init__({
             "en": In(1), "valid": In(1), "first": In(1), "last": In(1),
             "mode": In(_mode_shape(c)), "phase": In(_phase_shape(c)),
@@ -243,24 +256,30 @@ class FlexPEArray(wiring.Component):
         m = Module()
         c = self.config
         steers, windows = [], []
+
+        def part(name, key, cls):
+            if self.shared is not None:
+                return self.shared.place(m, name, key)
+            m.submodules[name] = component = cls(c)
+            return component
+
         for i in range(c.rows):
-            m.submodules[f"steer_{i}"] = steer = RowSteer(c)
+            steer = part(f"steer_{i}", "steer_0", RowSteer)
             m.d.comb += [steer.row.eq(self.weights[i]), steer.mode.eq(self.mode),
                          steer.phase.eq(self.phase)]
             steers.append(steer)
         for j in range(c.cols):
-            m.submodules[f"window_{j}"] = window = RegionWindow(c)
+            window = part(f"window_{j}", "window_0", RegionWindow)
             m.d.comb += [window.groups.eq(self.acts[j]), window.mode.eq(self.mode)]
             windows.append(window)
         for i in range(c.rows):
+            row = []
             for j in range(c.cols):
-                m.submodules[f"pe_{i}_{j}"] = pe = FlexPE(c)
+                pe = part(f"pe_{i}_{j}", "pe_0_1" if i or j else "pe_0_0", FlexPE)
                 m.d.comb += [pe.en.eq(self.en), pe.valid.eq(self.valid),
                              pe.first.eq(self.first), pe.last.eq(self.last),
-                             pe.weights.eq(steers[i].lanes), pe.acts.eq(windows[j].regions),
-                             self.sums[i][j].eq(pe.sum)]
-                if i == 0 and j == 0:
-                    m.d.comb += self.sum_valid.eq(pe.sum_valid)
+                             pe.weights.eq(steers[i].lanes), pe.acts.eq(windows[j].regions)]
+                drive_sum(m, self, i, j, pe, row)
         return m
 
 
@@ -274,8 +293,9 @@ class FlexAccelerator(HSSAccelerator):
     cycles after its last step. A mode number outside the set computes nothing defined.
     """
 
-    def __init__(self, config: FlexConfig):
+    def __init__(self, config: FlexConfig, *, shared: SharedModules | None = None):
         self.config = c = _check(config)
+        self.shared = shared
         wiring.Component.__init__(self, {
             "weights": In(stream.Signature(flex_weight_beat_layout(c))),
             "activations": In(stream.Signature(flex_act_beat_layout(c))),
@@ -283,7 +303,7 @@ class FlexAccelerator(HSSAccelerator):
         })
 
     def _array(self):
-        return FlexPEArray(self.config)
+        return FlexPEArray(self.config, shared=self.shared)
 
     def _feed(self, m: Module, array, step, en):
         s = self.config.schedule

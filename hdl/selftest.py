@@ -333,6 +333,9 @@ class SelfTest(wiring.Component):
         layers = as_layers(vectors)
         _check_positive_int("divisor", divisor)
         _check_positive_int("limit", limit)
+        if layers[0].config.tile_beats > 1:
+            raise ValueError(f"the self-test checks one tiles beat per tile, but this config's "
+                             f"tiles take {layers[0].config.tile_beats} beats")
         self.vectors, self.config, self.divisor, self.limit = (layers, layers[0].config,
                                                                divisor, limit)
         #: the cycles a correct run takes (``PASS cycles=``)

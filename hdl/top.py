@@ -9,6 +9,7 @@ from .array import PEArray
 from .config import AcceleratorConfig
 from .layouts import act_group_layout, group_layout
 from .pe import PE_LATENCY
+from .shared import SharedModules
 
 __all__ = ["HSSAccelerator", "LATENCY", "weight_beat_layout", "tile_layout", "last_beat_latency"]
 
@@ -66,12 +67,16 @@ class HSSAccelerator(wiring.Component):
     is computed; the engine stalls only when a second tile finishes before the first was
     taken (with several beats per tile: before its last beat was taken, so tiles of fewer
     steps than beats stall the engine).
+
+    ``shared``: an ``hdl.shared.SharedModules`` named ``<top>.array`` makes the array
+    instantiate shared modules (``PEArray``); they are known once the top is elaborated.
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, shared: SharedModules | None = None):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self.config = c = config
+        self.shared = shared
         super().__init__({
             "weights": In(stream.Signature(weight_beat_layout(c))),
             "activations": In(stream.Signature(
@@ -80,7 +85,7 @@ class HSSAccelerator(wiring.Component):
         })
 
     def _array(self):
-        return PEArray(self.config)
+        return PEArray(self.config, shared=self.shared)
 
     def _feed(self, m: Module, array, step, en):
         """Drive the input readies and the array's data; return the signal that marks a

@@ -30,17 +30,23 @@ def _emit(config) -> str:
 
 
 def test_shared_modules_only_above_the_threshold(monkeypatch):
-    """Up to 4x4 the Verilog is Amaranth's, byte for byte; above, it is the reduced form of
-    Amaranth's text: one module per class of identical modules, every PE still there."""
+    """Up to 4x4 the Verilog is Amaranth's, byte for byte; above, the array instantiates
+    one shared PE module (``hdl.shared``): every PE still there, no copy left for
+    ``synth.compose`` to find, and the same module count as Amaranth's text reduced."""
     small, big = AcceleratorConfig("2:4", 4, 4), AcceleratorConfig("2:4", 5, 4)
     shared_small, shared_big = _emit(small), _emit(big)
     monkeypatch.setattr(gen_emit, "SHARE_MODULES_ABOVE_PES", 10 ** 6)
     own_small, own_big = _emit(small), _emit(big)
     assert shared_small == own_small
     assert len(_MODULE.findall(own_small)) > 3 * 16       # a module per PE and per part
-    assert shared_big == distinct_modules(own_big, TOP).reduced
     assert pe_count(shared_big) == pe_count(own_big) == 20
-    assert len(_MODULE.findall(shared_big)) <= 12 < len(_MODULE.findall(own_big))
+    # PE (0, 0) drives sum_valid, the others share a module without it, as Amaranth's own
+    instances = re.findall(rf"^\s+\\{re.escape(TOP)}\.array\.(pe_0_[01])\s+pe_\d+_\d+ \(",
+                           shared_big, re.M)
+    assert (instances.count("pe_0_0"), instances.count("pe_0_1")) == (1, 19)
+    modules = len(_MODULE.findall(shared_big))
+    assert modules == distinct_modules(shared_big, TOP).distinct
+    assert modules <= distinct_modules(own_big, TOP).distinct <= 12
 
 
 @pytest.mark.parametrize("sim, extra", [("verilator", ["--stalls", "5"]), ("icarus", [])])
@@ -54,6 +60,20 @@ def test_shared_verilog_cosimulates(sim, extra, tmp_path):
     assert pe_count(text) == 20 and len(_MODULE.findall(text)) <= 12
     # Verilator keeps the modules apart above the same size (gen.testbench)
     assert "-fno-inline" in (tmp_path / "o" / "tb" / "Makefile").read_text()
+
+
+@pytest.mark.parametrize("sim, extra", [("verilator", ["--stalls", "2"]), ("icarus", [])])
+def test_shared_flexible_verilog_cosimulates(sim, extra, tmp_path):
+    """A flexible 5x4 build: shared steering, windows and PEs; every mode of the set runs
+    bit-exact (one layer per mode)."""
+    r = gen("--ranks", "4:4|4:6,2:4|1:4", "--rows", 5, "--cols", 4, "--shape", "6,48,5",
+            "--no-synth", "--sim", sim, *extra, "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "PASS" in r.stdout
+    text = (tmp_path / "o" / "rtl" / f"{TOP}.v").read_text()
+    for part in ("steer_0", "window_0", "pe_0_0"):
+        assert f"module \\{TOP}.array.{part} (" in text
+    assert pe_count(text) == 20
 
 
 def test_small_builds_keep_their_verilator_flags(tmp_path):
@@ -137,3 +157,15 @@ def test_report_states_the_composition():
     ecp5 = {"composed": {"kept_modules": 4, "kept_instances": 256, "flat_equivalent": False}}
     lines = _composed_ecp5_md({}, ecp5)
     assert "dense twin" in lines[0] and "256 PEs" in lines[0] and "upper bound" in lines[1]
+
+
+def test_shared_modules_keep_the_area(monkeypatch, tmp_path):
+    """The shared form is the same logic: its NAND2 area equals that of Amaranth's own text
+    of the same 5x4 build (both composed, each distinct module mapped once)."""
+    config = AcceleratorConfig("4:6,2:4", 5, 4)
+    shared = _emit(config)
+    monkeypatch.setattr(gen_emit, "SHARE_MODULES_ABOVE_PES", 10 ** 6)
+    own = _emit(config)
+    areas = [gen_area.synthesize_design(text, tmp_path / name, ["generic"], False)
+             ["generic"]["nand2_eq"] for name, text in (("shared", shared), ("own", own))]
+    assert areas[0] == areas[1]
