@@ -53,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run again the points whose cached row failed")
     scale = p.add_argument_group("scale", "generator stages vs array size (bench/scale.py)")
     scale.add_argument("--max-side", type=_positive(int), default=None, metavar="N",
-                       help="largest square array, one of 1, 2, 4, ..., 64 (default 32; "
-                            "64x64 does not elaborate today, see bench/scale.py)")
+                       help="largest square array, one of 1, 2, 4, ..., 64 (default 64)")
     return p
 
 

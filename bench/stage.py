@@ -7,7 +7,9 @@ Stages (each reads what the previous ones wrote in ``workdir``):
 
 - ``elaborate``: build ``HSSAccelerator`` and elaborate it to Amaranth's netlist
   (``Fragment.get`` then ``build_netlist``, what ``verilog.convert`` does before RTLIL),
-  with the garbage-collector setting of ``gen.emit``.
+  with the garbage-collector setting of ``gen.emit``; above
+  ``gen.emit.SHARE_MODULES_ABOVE_PES`` PEs as ``gen.emit`` elaborates it: the array with
+  shared modules (``hdl.shared``), then each shared module once.
 - ``verilog``: ``gen.emit.emit_verilog`` as ``python -m gen`` runs it (elaboration and
   conversion of the accelerator and its decompressor; above
   ``gen.emit.SHARE_MODULES_ABOVE_PES`` PEs, identical modules defined once), the
@@ -88,18 +90,27 @@ class GCTimer:
 
 def elaborate(work: Path, cfg: dict) -> dict:
     from amaranth.hdl import _ir
-    from gen.emit import _fewer_collections
+    from gen.emit import SHARE_MODULES_ABOVE_PES, _fewer_collections
     from hdl import HSSAccelerator
+    from hdl.shared import SharedModules
+    config = _config(cfg)
+    shared = SharedModules(f"{TOP}.array") \
+        if config.rows * config.cols > SHARE_MODULES_ABOVE_PES else None
     with _fewer_collections(), GCTimer() as gct:
         t0 = time.perf_counter()
-        dut = HSSAccelerator(_config(cfg))
+        dut = HSSAccelerator(config, shared=shared)
         fragment = _ir.Fragment.get(dut, None)
         t1 = time.perf_counter()
-        netlist = _ir.build_netlist(fragment, ports=_ports(dut), name=TOP)
+        netlists = [_ir.build_netlist(fragment, ports=_ports(dut), name=TOP)]
         t2 = time.perf_counter()
-    return {"seconds": t2 - t0, "seconds_fragment": t1 - t0, "seconds_netlist": t2 - t1,
-            "netlist_cells": len(netlist.cells), "netlist_modules": len(netlist.modules),
-            **gct.info()}
+        for module, component, ports in shared.modules() if shared else ():
+            netlists.append(_ir.build_netlist(_ir.Fragment.get(component, None), ports=ports,
+                                              name=module))
+        t3 = time.perf_counter()
+    return {"seconds": t3 - t0, "seconds_fragment": t1 - t0, "seconds_netlist": t2 - t1,
+            "seconds_shared": t3 - t2,
+            "netlist_cells": sum(len(n.cells) for n in netlists),
+            "netlist_modules": sum(len(n.modules) for n in netlists), **gct.info()}
 
 
 def verilog(work: Path, cfg: dict) -> dict:

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hdl import LATENCY
+from hdl.top import last_beat_latency
 from hss.energy import ActionCounts, EnergyError, energy
-from hdl.flex import FLEX_LATENCY
 
 from .area import COMPOSE_ABOVE_PES
 from .emit import write_json
@@ -161,7 +160,7 @@ def _flex_report(plan, layers, sim, area) -> dict:
         "array": {"rows": c.rows, "cols": c.cols, "multipliers": c.multipliers},
         "values": {"width": c.width, "signed": c.signed, "acc_width": c.acc_width,
                    "max_k": c.max_k},
-        "multipliers_per_pe": c.macs, "latency": FLEX_LATENCY,
+        "multipliers_per_pe": c.macs, "latency": last_beat_latency(c),
         "lanes": {"rows": s.rows, "top_kept": s.top_kept,
                   "mux_inputs_per_pe": s.mux_inputs, "window_per_lane": round(
                       s.mux_inputs / c.macs, 2)},
@@ -324,7 +323,7 @@ def _report(plan, layers, sim, area) -> dict:
         "storage": {"bits_per_group": p.group_bits(c.width),
                     "bits_per_element": round(float(p.bits_per_element(c.width)), 4),
                     "dense_bits_per_element": c.width},
-        "latency": LATENCY,
+        "latency": last_beat_latency(c),
         "gemm": {"m": vectors.m, "k": vectors.k, "n": vectors.n,
                  "padded_k": plan.layers[0].padded_k,
                  "tiles": vectors.tiles, "steps": vectors.steps},
@@ -604,7 +603,7 @@ def markdown(r, area_only=False) -> str:
             ["values / accumulator", f"{'int' if r['values']['signed'] else 'uint'}"
                                      f"{r['values']['width']} / {r['values']['acc_width']} bits "
                                      f"(no overflow for K <= {r['values']['max_k']})"],
-            ["latency (last group to tile)", f"{r['latency']} cycles"],
+            ["latency (last group to a tile's last beat)", f"{r['latency']} cycles"],
         ]) + [""]
         g = r["gemm"]
         md += ["## Testbench", "",

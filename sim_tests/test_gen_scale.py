@@ -169,3 +169,18 @@ def test_shared_modules_keep_the_area(monkeypatch, tmp_path):
     areas = [gen_area.synthesize_design(text, tmp_path / name, ["generic"], False)
              ["generic"]["nand2_eq"] for name, text in (("shared", shared), ("own", own))]
     assert areas[0] == areas[1]
+
+
+def test_manifest_states_how_tiles_leave():
+    """``manifest.json``: tile_rows and tile_beats always; the protocol text and the
+    payload layout (with ``last``) where a tile takes several beats."""
+    from gen.emit import manifest, ports
+    from hdl import HSSAccelerator
+    for config, beats in ((AcceleratorConfig("2:4", 4, 2), 1),
+                          (AcceleratorConfig("2:4", 4, 2, tile_rows=1), 4)):
+        m = manifest(config, {TOP: ports(HSSAccelerator(config))}, {})
+        assert (m["parameters"]["tile_rows"], m["parameters"]["tile_beats"]) == \
+            (4 // beats, beats)
+        assert ("tiles beats" in m["protocol"]) == (beats > 1)
+        payload = next(p for p in m["ports"][TOP] if p["name"] == "tiles__payload")
+        assert ("last" in payload["layout"]["fields"]) == (beats > 1)
