@@ -32,7 +32,7 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15
 	$(PY) -m pytest -m pnr
 
-# The reference run, committed under bench/results (about 30 minutes on 2 cores).
+# The reference run, committed under bench/results (about 50 minutes on 2 cores).
 bench: $(STAMP)
 	$(PY) -m bench all --fmax
 

@@ -17,8 +17,8 @@ import hdl
 from hdl import LATENCY, HSSAccelerator, HSSDecompressor
 from hdl.config import FlexConfig
 from hdl.flex import FLEX_LATENCY, FlexAccelerator
-from synth import tools
 from hdl.shared import SharedModules
+from synth import tools
 from synth.compose import distinct_modules
 
 __all__ = ["TOP", "DECOMPRESSOR", "SHARE_MODULES_ABOVE_PES", "emit_verilog", "emitter_yosys",

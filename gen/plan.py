@@ -25,17 +25,14 @@ from hdl.stimulus import flex_gemm_vectors, gemm_vectors, segment_vectors
 
 from .inputs import InputError, file_sha256, load_matrix, random_operands
 
-__all__ = ["Plan", "Layer", "cores", "MAX_NAND2_EQ", "MAX_BEAT_BITS", "MAX_VECTOR_BYTES"]
+__all__ = ["Plan", "Layer", "cores", "MAX_NAND2_EQ", "MAX_VECTOR_BYTES"]
 
 TARGETS = ("generic", "ecp5", "ice40")
 
 #: Builds above this estimate are refused before elaboration: about 1.6x a 64x64 array of
 #: 8-multiplier int8 PEs (37 M NAND2-eq), the largest array the project targets. Elaboration
-#: and synthesis time grow linearly with it (bench/results/scale.md: ~15 min at 2.3 M).
+#: and synthesis time grow linearly with it (bench/results/scale.md: 64x64, 36.5 M, 16 min).
 MAX_NAND2_EQ = 60_000_000
-#: One weights plus one activations beat above this many bits is refused: ports this wide
-#: make Amaranth, Verilator and the hex vectors crawl (a 64x64 4:6,2:4 int8 array: 30 kbit).
-MAX_BEAT_BITS = 1 << 20
 #: Test vectors above this many bytes (hex text) are refused: they are read into memory by
 #: the simulator, and simulation time grows with them.
 MAX_VECTOR_BYTES = 1 << 30
@@ -101,9 +98,6 @@ def _check_size(config, layers=()) -> None:
         raise InputError(f"{what} is too large to build: an estimated "
                          f"{config.estimated_nand2_eq:,} NAND2-eq ({config.multipliers:,} "
                          f"multipliers) exceeds the limit of {MAX_NAND2_EQ:,}")
-    if config.beat_bits > MAX_BEAT_BITS:
-        raise InputError(f"{what} is too large to build: its stream beats are "
-                         f"{config.beat_bits:,} bits wide, the limit is {MAX_BEAT_BITS:,}")
     total = 0
     for m, k, n, pattern, per_beat in layers:
         beats = -(-m // config.rows) * -(-n // config.cols) * -(-k // (pattern.group_size

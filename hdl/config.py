@@ -15,8 +15,8 @@ __all__ = ["AcceleratorConfig", "FlexConfig", "value_shape"]
 MAX_ARRAY_SIDE = 64
 MAX_VALUE_WIDTH = 32
 #: Amaranth 0.5 numbers the output bits of a netlist cell in 16 bits (``Net.from_cell``), so
-#: no signal it builds may be wider. A 64x64 tile of 30-bit sums is 122,880 bits: such a
-#: tile leaves the accelerator in several ``tiles`` beats (``tile_rows``).
+#: no signal it builds may be wider. A 64x64 tile of 26-bit sums (4:6,2:4 int8) is 106,496
+#: bits: such a tile leaves the accelerator in several ``tiles`` beats (``tile_rows``).
 MAX_SIGNAL_BITS = 1 << 16
 
 

@@ -69,12 +69,15 @@ def one_error_line(stderr: str) -> str:
 # ---- absurd sizes are refused up front -----------------------------------------------
 
 @pytest.mark.parametrize("args, words", [
-    (["--ranks", "64:64,64:64,64:64"], ["NAND2-eq", "exceeds the limit"]),
-    (["--ranks", "1:16,1:16,1:16,1:16"], ["stream beats", "bits wide", "limit"]),
+    # stream beats no Amaranth signal can hold (hdl.config.MAX_SIGNAL_BITS), named per stream
+    (["--ranks", "64:64,64:64,64:64"], ["a weights beat of 8,388,609 bits",
+                                        "65,536-bit signal limit"]),
+    (["--ranks", "1:16,1:16,1:16,1:16"], ["an activations beat of 2,097,152 bits",
+                                          "65,536-bit signal limit"]),
     (["--ranks", "4:6,2:4", "--shape", "100000,100000,100000"], ["MiB of test vectors",
                                                                    "limit"]),
-    (["--ranks", "16:16,16:16", "--rows", "64", "--cols", "64", "--width", "16"],
-     ["too large to build"]),
+    (["--ranks", "16:16", "--rows", "64", "--cols", "64", "--width", "16"],
+     ["too large to build", "NAND2-eq", "exceeds the limit"]),
 ])
 def test_absurd_sizes_are_refused_at_once(tmp_path, args, words):
     t0 = time.monotonic()

@@ -174,11 +174,10 @@ def test_shared_modules_keep_the_area(monkeypatch, tmp_path):
 def test_manifest_states_how_tiles_leave():
     """``manifest.json``: tile_rows and tile_beats always; the protocol text and the
     payload layout (with ``last``) where a tile takes several beats."""
-    from gen.emit import manifest, ports
-    from hdl import HSSAccelerator
+    from gen.emit import manifest
     for config, beats in ((AcceleratorConfig("2:4", 4, 2), 1),
                           (AcceleratorConfig("2:4", 4, 2, tile_rows=1), 4)):
-        m = manifest(config, {TOP: ports(HSSAccelerator(config))}, {})
+        m = manifest(config, emit_verilog(config)[1], {})
         assert (m["parameters"]["tile_rows"], m["parameters"]["tile_beats"]) == \
             (4 // beats, beats)
         assert ("tiles beats" in m["protocol"]) == (beats > 1)
