@@ -26,15 +26,8 @@ class PEArray(wiring.Component):
     def __init__(self, config: AcceleratorConfig, *, shared: SharedModules | None = None):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        if shared is not None and not isinstance(shared, SharedModules):
-            raise TypeError(f"shared must be an hdl.shared.SharedModules or None, "
-                            f"not {shared!r}")
         self.config = c = config
-        self.shared = shared
-        if shared is not None:       # as Amaranth's own: only PE (0, 0) drives sum_valid
-            unread = ("selected", "partial")
-            shared.add("pe_0_0", self._pe(), clocked=True, omit=unread)
-            shared.add("pe_0_1", self._pe(), clocked=True, omit=unread + ("sum_valid",))
+        self.shared = share_pes(shared, self._pe)
         super().__init__({
             "en": In(1), "valid": In(1), "first": In(1), "last": In(1),
             "weights": In(data.ArrayLayout(group_layout(c.pattern, c.width, c.signed), c.rows)),
@@ -56,12 +49,32 @@ class PEArray(wiring.Component):
                 if self.shared is None:
                     m.submodules[f"pe_{i}_{j}"] = pe = self._pe()
                 else:
-                    pe = self.shared.place(m, f"pe_{i}_{j}", "pe_0_1" if i or j else "pe_0_0")
+                    pe = self.shared.place(m, f"pe_{i}_{j}", pe_module(i, j))
                 m.d.comb += [pe.en.eq(self.en), pe.valid.eq(self.valid),
                              pe.first.eq(self.first), pe.last.eq(self.last),
                              pe.weights.eq(self.weights[i]), pe.acts.eq(self.acts[j])]
                 drive_sum(m, self, i, j, pe, row)
         return m
+
+
+def share_pes(shared: SharedModules | None, make_pe) -> SharedModules | None:
+    """Check an array's ``shared`` argument and add its two PE modules (``make_pe()``
+    each): ``pe_0_0``, which drives ``sum_valid``, and ``pe_0_1`` for every other position,
+    without it, as Amaranth's own text has them; no PE's ``selected`` or ``partial`` is read
+    outside it."""
+    if shared is None:
+        return None
+    if not isinstance(shared, SharedModules):
+        raise TypeError(f"shared must be an hdl.shared.SharedModules or None, not {shared!r}")
+    unread = ("selected", "partial")
+    shared.add("pe_0_0", make_pe(), clocked=True, omit=unread)
+    shared.add("pe_0_1", make_pe(), clocked=True, omit=unread + ("sum_valid",))
+    return shared
+
+
+def pe_module(i: int, j: int) -> str:
+    """The shared module of PE (i, j) (``share_pes``)."""
+    return "pe_0_1" if i or j else "pe_0_0"
 
 
 def drive_sum(m: Module, array, i: int, j: int, pe, row: list) -> None:

@@ -29,8 +29,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import FlexConfig
+from .array import drive_sum, pe_module, share_pes
 from .layouts import sums_member
-from .array import drive_sum
 from .pe import PE, PE_LATENCY
 from .shared import SharedModules
 from .top import HSSAccelerator, tile_layout
@@ -233,16 +233,10 @@ class FlexPEArray(wiring.Component):
 
     def __init__(self, config: FlexConfig, *, shared: SharedModules | None = None):
         self.config = c = _check(config)
-        if shared is not None and not isinstance(shared, SharedModules):
-            raise TypeError(f"shared must be an hdl.shared.SharedModules or None, "
-                            f"not {shared!r}")
-        self.shared = shared
+        self.shared = share_pes(shared, lambda: FlexPE(c))
         if shared is not None:
             shared.add("steer_0", RowSteer(c), clocked=False)
             shared.add("window_0", RegionWindow(c), clocked=False)
-            unread = ("selected", "partial")
-            shared.add("pe_0_0", FlexPE(c), clocked=True, omit=unread)
-            shared.add("pe_0_1", FlexPE(c), clocked=True, omit=unread + ("sum_valid",))
         super().__init__({
             "en": In(1), "valid": In(1), "first": In(1), "last": In(1),
             "mode": In(_mode_shape(c)), "phase": In(_phase_shape(c)),
@@ -275,7 +269,7 @@ class FlexPEArray(wiring.Component):
         for i in range(c.rows):
             row = []
             for j in range(c.cols):
-                pe = part(f"pe_{i}_{j}", "pe_0_1" if i or j else "pe_0_0", FlexPE)
+                pe = part(f"pe_{i}_{j}", pe_module(i, j), FlexPE)
                 m.d.comb += [pe.en.eq(self.en), pe.valid.eq(self.valid),
                              pe.first.eq(self.first), pe.last.eq(self.last),
                              pe.weights.eq(steers[i].lanes), pe.acts.eq(windows[j].regions)]
