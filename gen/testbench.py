@@ -29,11 +29,11 @@ simulation, e.g. one per mode of a flexible build):
       PASS | FAIL
 
   ``CYCLES`` runs from the cycle of the first step to the cycle of the last tile
-  handshake, both included: ``steps + LATENCY`` when nothing stalls (``LATENCY`` here is
-  ``hdl.top.last_beat_latency``: the tile latency plus one cycle per further beat of a tile;
-  tiles of fewer steps than beats also stall the engine) (the first step is the
+  handshake, both included: ``steps + LATENCY`` when nothing stalls (the first step is the
   first input handshake, or ``steps_per_beat - 1`` cycles before it when a flexible build
-  takes a beat in several steps). A layer's cycles run from the previous layer's last tile
+  takes a beat in several steps). ``LATENCY`` is ``hdl.top.last_beat_latency``: the tile
+  latency plus one cycle per further beat of a tile (tiles of fewer steps than beats also
+  stall the engine). A layer's cycles run from the previous layer's last tile
   (the first layer: from the first step, without the latency) to its own, so they add up
   to ``CYCLES - LATENCY`` and equal its steps when nothing stalls. ``ACTIONS`` counts, per
   layer, what the RTL's streams carried: weights and activations beats taken (valid and
