@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", type=int, default=4,
                    help="PE columns (activation columns per tile), e.g. 4")
     p.add_argument("--width", type=int, default=8, help="value width in bits, e.g. 8")
+    p.add_argument("--tile-rows", type=int, default=None, metavar="N",
+                   help="rows of Z per tiles beat, dividing --rows (default: the whole tile "
+                        "in one beat where it fits Amaranth's 65,536-bit signal limit, else "
+                        "the most rows that fit)")
     sign = p.add_mutually_exclusive_group()
     sign.add_argument("--signed", dest="signed", action="store_true", default=True,
                       help="two's complement values (default)")

@@ -53,6 +53,7 @@ def _config_json(plan) -> dict:
             "--acc-width", c.acc_width, "--max-k", c.max_k, "--sim", a.sim,
             "--target", ",".join(plan.targets)]
     argv += ["--macs", c.macs] if plan.flexible else []
+    argv += ["--tile-rows", c.tile_rows] if a.tile_rows is not None else []
     # a TASD layer is regenerated from its resolved decomposition (what auto chose)
     way = [("--tasd", layer.label) if layer.tasd is not None else ("--mode", layer.label)
            for layer in plan.layers]

@@ -129,9 +129,9 @@ def _config(modes: hss.ModeSet, flexible: bool, args, max_k=4096, acc_width=None
     try:
         if not flexible:
             return AcceleratorConfig(modes.mode(0), args.rows, args.cols, args.width,
-                                     args.signed, max_k, acc_width)
+                                     args.signed, max_k, acc_width, args.tile_rows)
         return FlexConfig(modes, args.rows, args.cols, args.width, args.signed, max_k,
-                          acc_width, args.macs)
+                          acc_width, args.macs, args.tile_rows)
     except (TypeError, ValueError) as e:           # hss.lanes.LaneError is a ValueError
         raise InputError(str(e)) from None
 
@@ -141,7 +141,7 @@ class Plan:
 
     def __init__(self, args):
         modes = hss.ModeSet.parse(args.ranks)
-        for name in ("rows", "cols", "width", "acc_width", "max_k", "macs"):
+        for name in ("rows", "cols", "width", "acc_width", "max_k", "macs", "tile_rows"):
             _positive(f"--{name.replace('_', '-')}", getattr(args, name))
         targets = [t.strip() for t in args.target.split(",") if t.strip()]
         unknown = sorted(set(targets) - set(TARGETS))
@@ -379,7 +379,8 @@ class Plan:
         """``build/<config name>`` for a default run; a run whose options change what is
         written gets a suffix hashed from them, so that two such runs never share a folder."""
         a = self.args
-        options = {"acc_width": a.acc_width, "max_k": a.max_k, "shape": a.shape,
+        options = {"acc_width": a.acc_width, "max_k": a.max_k, "tile_rows": a.tile_rows,
+                   "shape": a.shape,
                    "seed": a.seed or None, "stalls": a.stalls, "mode": a.mode,
                    "weights": a.weights and [file_sha256(w) for w in a.weights],
                    "activations": a.activations and [file_sha256(x) for x in a.activations],

@@ -165,6 +165,8 @@ def _bad_inputs(tmp):
          "W[0, 0] = 300 is outside the int8 range [-128, 127]"),
         (["--ranks", "2:4", "--shape", "2,100,2", "--max-k", "64"], "exceeds --max-k 64"),
         (["--ranks", "2:4", "--acc-width", "1"], "acc_width must be between 2 and 128"),
+        (["--ranks", "2:4", "--rows", "4", "--tile-rows", "3"], "tile_rows must divide rows (4)"),
+        (["--ranks", "2:4", "--tile-rows", "0"], "--tile-rows must be a positive integer"),
     ]
 
 
