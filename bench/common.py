@@ -155,15 +155,15 @@ class GenFailed(RuntimeError):
     """``python -m gen`` did not pass: the message names the exit code and the log kept."""
 
 
-def run_gen(args: list, out: Path, log: Path) -> dict:
-    """``python -m gen ARGS --out OUT --force`` in a child process, from the repository root;
-    its report.json. The output is written to ``log``; a run that does not pass raises
-    GenFailed naming its last line."""
+def run_gen(options, out: Path, log: Path) -> dict:
+    """``python -m gen`` with ``options`` (``gen.options.Options``) into ``out`` (replaced)
+    in a child process, from the repository root; its report.json. The output is written
+    to ``log``; a run that does not pass raises GenFailed naming its last line."""
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    argv = [sys.executable, "-m", "gen", *map(str, args), "--out", str(out), "--force",
-            "--progress-interval", "0"]
+    run = options.replace(out=str(out), force=True, progress_interval=0)
+    argv = [sys.executable, "-m", "gen", *run.to_argv()]
     r = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
                        stdin=subprocess.DEVNULL)
     log.parent.mkdir(parents=True, exist_ok=True)

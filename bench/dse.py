@@ -193,22 +193,20 @@ def point_hash(point: dict, provenance: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def gen_args(point: dict) -> list[str]:
+def gen_options(point: dict):
     """The ``python -m gen`` options of a point (``--out``/``--force`` are run_gen's)."""
-    a = ["--ranks", point["ranks"], "--rows", point["rows"], "--cols", point["cols"],
-         "--width", point["width"], "--signed" if point["signed"] else "--unsigned",
-         "--sim", point["sim"], "--jobs", "1"]
-    if point["macs"] is not None:
-        a += ["--macs", point["macs"]]
+    from gen.options import Options
+    synth = point["synth"] and not point["fast"]
+    options = Options(ranks=point["ranks"], rows=point["rows"], cols=point["cols"],
+                      width=point["width"], signed=point["signed"], sim=point["sim"], jobs=1,
+                      macs=point["macs"], synth=synth, fmax=bool(synth and point["fmax"]))
     if point["shape"]:
-        a += ["--shape", point["shape"].replace(" ", "")]
+        options = options.replace(shape=point["shape"].replace(" ", ""))
     if point["seed"] is not None:
-        a += ["--seed", point["seed"]]
-    if point["synth"] and not point["fast"]:
-        a += ["--target", ",".join(point["targets"])] + (["--fmax"] if point["fmax"] else [])
-    else:
-        a += ["--no-synth"]
-    return [str(x) for x in a]
+        options = options.replace(seed=point["seed"])
+    if synth:
+        options = options.replace(target=tuple(point["targets"]))
+    return options
 
 
 # ---------------------------------------------------------------- one point (on a worker)
@@ -222,9 +220,10 @@ def run_point(point: dict, digest: str, work: str, area_cache: str | None = None
     log = folder / "gen.log"
     row = {"point": point, "hash": digest}
     try:
-        shared = ["--synth-cache", str(Path(area_cache) / "synth")] \
-            if area_cache and point["synth"] and not point["fast"] else []
-        report = run_gen(gen_args(point) + shared, folder / "out", log)
+        options = gen_options(point)
+        if area_cache and point["synth"] and not point["fast"]:
+            options = options.replace(synth_cache=str(Path(area_cache) / "synth"))
+        report = run_gen(options, folder / "out", log)
         fast_area = None
         if point["fast"] and point["synth"]:
             fast_area = _fast_area(point, folder, Path(area_cache) if area_cache else None)
@@ -241,9 +240,8 @@ def run_point(point: dict, digest: str, work: str, area_cache: str | None = None
 
 
 def _gen_plan(point: dict, out: Path):
-    from gen.cli import build_parser
     from gen.plan import Plan
-    return Plan(build_parser().parse_args(gen_args(point) + ["--out", str(out), "--force"]))
+    return Plan(gen_options(point).replace(out=str(out), force=True))
 
 
 def _fast_area(point: dict, folder: Path, cache: Path | None) -> dict:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import hss
+from gen.options import Options
 
 from .common import Table, progress, run_gen, write_outputs
 
@@ -68,19 +69,18 @@ def degrees(work: Path, jobs: int, quick: bool) -> list[dict]:
     if quick:
         modes = tuple(p for p in modes if str(p) in ("4:4,4:4", "4:6,2:4", "4:7,1:4"))
     shape = SHAPE_QUICK if quick else SHAPE
-    base = ["--rows", SIDE, "--cols", SIDE, "--no-synth", "--shape", shape, "--jobs", 1]
-    runs = {"flexible": (["--ranks", HIGHLIGHT, *base]
-                         + [x for p in modes for x in ("--mode", str(p))])}
+    base = Options(ranks="2:4", rows=SIDE, cols=SIDE, synth=False, shape=shape, jobs=1)
+    runs = {"flexible": base.replace(ranks=HIGHLIGHT, mode=tuple(str(p) for p in modes))}
     for p in modes:
-        runs[f"fixed {p}"] = ["--ranks", str(p), *base]
+        runs[f"fixed {p}"] = base.replace(ranks=str(p))
         if not p.rank(0).dense or not p.rank(1).dense:
-            runs[f"naive {naive(p)}"] = ["--ranks", naive(p), *base]
-    runs["2:4"] = ["--ranks", "2:4", *base]
+            runs[f"naive {naive(p)}"] = base.replace(ranks=naive(p))
+    runs["2:4"] = base
     progress(f"{len(runs)} gen runs (Verilator, {shape.replace(',', 'x')} GEMMs)")
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {name: pool.submit(run_gen, argv, work / _safe(name) / "out",
+        futures = {name: pool.submit(run_gen, options, work / _safe(name) / "out",
                                      work / _safe(name) / "gen.log")
-                   for name, argv in runs.items()}
+                   for name, options in runs.items()}
         reports = {name: f.result() for name, f in futures.items()}
     rows = []
     flex = reports["flexible"]
@@ -127,13 +127,14 @@ def toggles(work: Path, jobs: int, quick: bool) -> list[dict]:
         folder.mkdir(parents=True)
         np.save(folder / "W.npy", W)
         np.save(folder / "A.npy", A)
-        argv = ["--ranks", ranks, "--rows", 2, "--cols", 2, "--no-synth", "--sim", "icarus",
-                "--weights", folder / "W.npy", "--activations", folder / "A.npy"]
-        argv += ["--mode", mode] if ranks == HIGHLIGHT else []
+        options = Options(ranks=ranks, rows=2, cols=2, synth=False, sim="icarus",
+                          weights=(str(folder / "W.npy"),),
+                          activations=(str(folder / "A.npy"),),
+                          mode=(mode,) if ranks == HIGHLIGHT else ())
         progress(f"toggle count: {design}, weights {mode}")
-        report = run_gen(argv, folder / "out", folder / "gen.log")
-        aladdin = run_gen([*argv, "--sim", "none", "--energy-table", hss.energy.ALADDIN_TABLE],
-                          folder / "aladdin", folder / "aladdin.log")     # the last --sim wins
+        report = run_gen(options, folder / "out", folder / "gen.log")
+        aladdin = run_gen(options.replace(sim="none", energy_table=hss.energy.ALADDIN_TABLE),
+                          folder / "aladdin", folder / "aladdin.log")
         verilog = (folder / "out" / "rtl" / f"{TOP}.v").read_text()
         gate = synth.toggle_energy(verilog, TOP, folder / "out" / "tb", folder / "gate",
                                    simulator="icarus", macs=m * k * n, jobs=jobs)

@@ -595,18 +595,15 @@ def _shown(path: Path) -> str:
 
 def reproducer(case: Case, folder: Path) -> str:
     """The ``python -m gen`` command that replays ``case`` from ``folder``'s W.npy, A.npy."""
+    from gen.options import Options
     folder = Path(folder)
-    argv = ["python", "-m", "gen", "--ranks", case.modes or case.pattern, "--rows", case.rows,
-            "--cols", case.cols, "--width", case.width,
-            "--signed" if case.signed else "--unsigned", "--acc-width", case.acc_width,
-            "--max-k", case.max_k, "--weights", _shown(folder / "W.npy"),
-            "--activations", _shown(folder / "A.npy")]
-    if case.modes:
-        argv += ["--mode", case.pattern]
-    if case.stall_seed is not None:
-        argv += ["--stalls", case.stall_seed]
-    argv += ["--no-synth", "--out", f"build/fuzz-{case.case_id}", "--force"]
-    return " ".join(shlex.quote(str(a)) for a in argv)
+    options = Options(ranks=case.modes or case.pattern, rows=case.rows, cols=case.cols,
+                      width=case.width, signed=case.signed, acc_width=case.acc_width,
+                      max_k=case.max_k, weights=(_shown(folder / "W.npy"),),
+                      activations=(_shown(folder / "A.npy"),),
+                      mode=(case.pattern,) if case.modes else (), stalls=case.stall_seed,
+                      synth=False, out=f"build/fuzz-{case.case_id}", force=True)
+    return options.command()
 
 
 def save_failure(folder: Path, original: Case, outcome: Outcome, shrunk: ShrinkResult,

@@ -33,6 +33,7 @@ import numpy as np
 
 import hss
 from hss import tasd
+from gen.options import Options
 
 from . import workloads
 from .common import GenFailed, Table, progress, run_gen as _run_gen, write_outputs
@@ -100,16 +101,14 @@ def run_gen(layers: list[GenLayer], work: Path, jobs: int, max_error: float | No
     """Every layer back to back in one ``python -m gen`` run on HighLight's flexible build:
     Z of each layer from ``tb/z_out.txt``, the rest from ``report.json``."""
     work.mkdir(parents=True, exist_ok=True)
-    argv = ["--ranks", HIGHLIGHT, "--rows", SIDE, "--cols", SIDE, "--no-synth", "--sim", sim,
-            "--jobs", jobs]
     for i, layer in enumerate(layers):
         np.save(work / f"W{i}.npy", np.asarray(layer.W, np.int64))
         np.save(work / f"A{i}.npy", np.asarray(layer.A, np.int64))
-        argv += ["--weights", work / f"W{i}.npy", "--activations", work / f"A{i}.npy",
-                 "--tasd", layer.spec]
-    if max_error is not None:
-        argv += ["--max-error", max_error]
-    report = _run_gen(argv, work / "out", work / "gen.log")
+    options = Options(ranks=HIGHLIGHT, rows=SIDE, cols=SIDE, synth=False, sim=sim, jobs=jobs,
+                      weights=tuple(str(work / f"W{i}.npy") for i in range(len(layers))),
+                      activations=tuple(str(work / f"A{i}.npy") for i in range(len(layers))),
+                      tasd=tuple(layer.spec for layer in layers), max_error=max_error)
+    report = _run_gen(options, work / "out", work / "gen.log")
     flat = np.array((work / "out" / "tb" / "z_out.txt").read_text().split(), np.int64)
     zs, at = [], 0
     for layer in layers:

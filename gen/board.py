@@ -169,7 +169,7 @@ def _refuse(name: str, what: str, need: int, have: int, hint: str = "") -> None:
 def check_board(plan) -> None:
     """Refuse, before anything is written, a ``--board`` run that cannot fit its device or
     lacks a tool (``BoardMisfit``, ``ToolMissing``)."""
-    name = getattr(plan.args, "board", None)
+    name = plan.options.board
     if not name:
         return
     board = BOARDS[name]
@@ -309,8 +309,8 @@ def report_section(r: dict, folder: str = "board") -> dict:
 def board_stage(plan, layers, work: Path, progress) -> dict | None:
     """The ``board`` stage of ``gen.pipeline``: report.json's ``board`` section, or None
     (and nothing done) without ``--board``."""
-    a = plan.args
-    name = getattr(a, "board", None)
+    a = plan.options
+    name = a.board
     if not name:
         return None
     progress.start("board")

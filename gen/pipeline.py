@@ -1,7 +1,6 @@
 """The stages of one ``python -m gen`` run, in a work folder that becomes the output."""
 from __future__ import annotations
 
-import shlex
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,19 +22,19 @@ from .testbench import write_testbench
 __all__ = ["check_tools", "needed", "run", "ToolMissing"]
 
 
-def needed(args) -> tuple[str, ...]:
+def needed(options) -> tuple[str, ...]:
     """The external tools a run with these options uses (names of ``synth.tools``)."""
-    names = list(needed_tools(args.sim)) if args.sim != "none" else []
-    if args.synth or args.fmax:
+    names = list(needed_tools(options.sim)) if options.sim != "none" else []
+    if options.synth or options.fmax:
         names.append("yosys")
-    if args.fmax:
+    if options.fmax:
         names.append("nextpnr-ecp5")
     return tuple(names)
 
 
 def check_tools(plan) -> None:
     """Fail before writing anything when a needed tool is missing."""
-    for name in needed(plan.args):
+    for name in needed(plan.options):
         try:
             tools.find(name)
         except ToolMissing as e:
@@ -46,44 +45,16 @@ def check_tools(plan) -> None:
 
 
 def _config_json(plan) -> dict:
-    """Everything needed to regenerate the output folder."""
-    a, c = plan.args, plan.config
-    argv = ["--ranks", str(plan.modes), "--rows", c.rows, "--cols", c.cols,
-            "--width", c.width, "--signed" if c.signed else "--unsigned",
-            "--acc-width", c.acc_width, "--max-k", c.max_k, "--sim", a.sim,
-            "--target", ",".join(plan.targets)]
-    argv += ["--macs", c.macs] if plan.flexible else []
-    argv += ["--tile-rows", c.tile_rows] if a.tile_rows is not None else []
-    # a TASD layer is regenerated from its resolved decomposition (what auto chose)
-    way = [("--tasd", layer.label) if layer.tasd is not None else ("--mode", layer.label)
-           for layer in plan.layers]
-    if a.weights:
-        for layer, (option, label) in zip(plan.layers, way):
-            argv += ["--weights", layer.source["weights"],
-                     "--activations", layer.source["activations"], option, label]
-        argv += ["--prune"] if a.prune else []
-    else:
-        argv += ["--seed", a.seed] + (["--shape", a.shape] if a.shape else [])
-        argv += [x for option, label in way for x in (option, label)] if a.tasd else []
-    argv += ([] if a.synth else ["--no-synth"]) + (["--fmax"] if a.fmax else [])
-    argv += ["--stalls", a.stalls] if a.stalls is not None else []
-    argv += ["--trace"] if a.trace else []
-    argv += ["--board", a.board] if a.board else []
-    argv += ["--energy-table", a.energy_table] if a.energy_table else []
-    out = {"pattern": str(plan.modes)}
-    if plan.flexible:
-        out["macs"] = c.macs
-    out.update({
-        "rows": c.rows, "cols": c.cols, "width": c.width, "signed": c.signed,
-        "acc_width": c.acc_width, "max_k": c.max_k,
+    """Everything needed to regenerate the output folder: the resolved options (the JSON of
+    ``gen.options.Options``), their command, and where each layer came from."""
+    resolved = plan.resolved
+    return {
+        "options": resolved.to_json(),
+        "command": resolved.command(),
         "layers": [{"mode": layer.label, "m": int(layer.W.shape[0]), "k": layer.k,
                     "n": int(layer.A.shape[1]), "padded_k": layer.padded_k, **layer.source}
                    for layer in plan.layers],
-        "energy_table": a.energy_table,
-        "sim": a.sim, "stalls": a.stalls, "synth": a.synth, "targets": plan.targets,
-        "fmax": a.fmax, "command": "python -m gen " + shlex.join(str(x) for x in argv),
-    })
-    return out
+    }
 
 
 def _clean_build_products(tb: Path) -> None:
@@ -101,7 +72,7 @@ def run(plan, work: Path) -> int:
     A tool that fails or times out raises (``SimError``, ``synth.SynthError``,
     ``synth.tools.ToolTimeout``): that is never a testbench verdict.
     """
-    a, c = plan.args, plan.config
+    a, c = plan.options, plan.config
     stages = ["generate", "testbench"] + (["simulate"] if a.sim != "none" else []) + \
         (["synthesize"] if a.synth or a.fmax else []) + ["report"]
     stages[-1:-1] = ["board"] if a.board else []     # --board: gen.board
@@ -125,7 +96,7 @@ def run(plan, work: Path) -> int:
 
 
 def _stages(plan, work: Path, progress: Progress) -> int:
-    a, c = plan.args, plan.config
+    a, c = plan.options, plan.config
     progress.start("generate")
     rtl = work / "rtl"
     rtl.mkdir()

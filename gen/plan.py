@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,12 @@ from hdl import AcceleratorConfig
 from hdl.config import FlexConfig
 from hdl.stimulus import flex_gemm_vectors, gemm_vectors, segment_vectors
 
+from synth.tools import cores
+
 from .inputs import InputError, file_sha256, load_matrix, random_operands
+from .options import DEFAULT_MAX_ERROR, Options
 
 __all__ = ["Plan", "Layer", "cores", "MAX_NAND2_EQ", "MAX_VECTOR_BYTES"]
-
-TARGETS = ("generic", "ecp5", "ice40")
 
 #: Builds above this estimate are refused before elaboration: about 1.6x a 64x64 array of
 #: 8-multiplier int8 PEs (37 M NAND2-eq), the largest array the project targets. Elaboration
@@ -36,18 +36,6 @@ MAX_NAND2_EQ = 60_000_000
 #: Test vectors above this many bytes (hex text) are refused: they are read into memory by
 #: the simulator, and simulation time grows with them.
 MAX_VECTOR_BYTES = 1 << 30
-#: ``--tasd auto``: the relative Frobenius error budget, and the most terms it tries. Four
-#: terms of a 12-mode set are 20,736 candidates: more than a run should decompose.
-DEFAULT_MAX_ERROR = 0.01
-MAX_TASD_TERMS = 3
-
-
-def cores() -> int:
-    """The cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -109,90 +97,50 @@ def _check_size(config, layers=()) -> None:
                              f"{MAX_VECTOR_BYTES // 2**20:,} MiB")
 
 
-def _positive(name, value):
-    if value is not None and value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value}")
-
-
-def _parse_shape(text: str) -> tuple[int, int, int]:
-    try:
-        m, k, n = (int(x) for x in text.split(","))
-    except ValueError:
-        raise InputError(f"--shape must be M,K,N with three integers, got {text!r}") from None
-    if min(m, k, n) < 1:
-        raise InputError(f"--shape values must be positive, got {text!r}")
-    return m, k, n
-
-
-def _config(modes: hss.ModeSet, flexible: bool, args, max_k=4096, acc_width=None):
+def _config(modes: hss.ModeSet, flexible: bool, o: Options, max_k=4096, acc_width=None):
     """The config's own eager checks, reported as bad input."""
     try:
         if not flexible:
-            return AcceleratorConfig(modes.mode(0), args.rows, args.cols, args.width,
-                                     args.signed, max_k, acc_width, args.tile_rows)
-        return FlexConfig(modes, args.rows, args.cols, args.width, args.signed, max_k,
-                          acc_width, args.macs, args.tile_rows)
+            return AcceleratorConfig(modes.mode(0), o.rows, o.cols, o.width,
+                                     o.signed, max_k, acc_width, o.tile_rows)
+        return FlexConfig(modes, o.rows, o.cols, o.width, o.signed, max_k,
+                          acc_width, o.macs, o.tile_rows)
     except (TypeError, ValueError) as e:           # hss.lanes.LaneError is a ValueError
         raise InputError(str(e)) from None
 
 
 class Plan:
-    """Everything a run needs, checked before anything is written."""
+    """Everything a run needs, checked before anything is written: its ``options``, the
+    ``config`` of the build, its ``layers``, the output folder ``out``."""
 
-    def __init__(self, args):
-        modes = hss.ModeSet.parse(args.ranks)
-        for name in ("rows", "cols", "width", "acc_width", "max_k", "macs", "tile_rows"):
-            _positive(f"--{name.replace('_', '-')}", getattr(args, name))
-        targets = [t.strip() for t in args.target.split(",") if t.strip()]
-        unknown = sorted(set(targets) - set(TARGETS))
-        if unknown or not targets:
-            raise InputError(f"--target {args.target!r}: choose among {', '.join(TARGETS)}")
-        weights, acts, chosen = args.weights or [], args.activations or [], args.mode or []
-        if len(weights) != len(acts):
-            raise InputError(f"--weights and --activations go together, one pair per layer: "
-                             f"got {len(weights)} and {len(acts)}")
-        if weights and len(chosen) not in (0, 1, len(weights)):
-            raise InputError(f"--mode is given {len(chosen)} times for {len(weights)} layers: "
-                             f"give it once (every layer) or once per layer")
-        if args.prune and not weights:
-            raise InputError("--prune applies to --weights; random weights already conform")
-        if weights and args.shape:
-            raise InputError("--shape is for random tensors; the shape comes from --weights")
-        if args.jobs is not None and args.jobs < 1:
-            raise InputError(f"--jobs must be a positive integer, got {args.jobs}")
-        for name in ("synth_timeout", "pnr_timeout", "sim_timeout"):
-            if getattr(args, name) <= 0:
-                raise InputError(f"--{name.replace('_', '-')} must be positive seconds, "
-                                 f"got {getattr(args, name):g}")
-        if args.synth_cache is not None and not (args.synth or args.fmax):
-            raise InputError("--synth-cache applies to synthesis; --no-synth runs none")
-        if args.stalls is not None and args.sim == "none":
-            raise InputError("--stalls applies to the testbench's simulation; --sim none "
-                             "runs none")
-        self._check_tasd_args(args, weights)
+    def __init__(self, options: Options):
+        if not isinstance(options, Options):
+            raise TypeError(f"options must be gen.options.Options, not {options!r}")
+        self.options = o = options
+        modes = hss.ModeSet.parse(o.ranks)
         try:
             self.energy_table = hss.energy.EnergyTable.load(
-                args.energy_table or hss.energy.DEFAULT_TABLE)
+                o.energy_table or hss.energy.DEFAULT_TABLE)
         except hss.energy.EnergyError as e:
             raise InputError(str(e)) from None
-        self._decomposing = bool(args.tasd)
-        self.flexible = not modes.is_single or (args.macs is not None
-                                                and args.macs != modes.mode(0).slots)
+        self._decomposing = bool(o.tasd)
+        self.flexible = not modes.is_single or (o.macs is not None
+                                                and o.macs != modes.mode(0).slots)
         self.modes = modes
-        self._base = base = _config(modes, self.flexible, args)
+        self._base = base = _config(modes, self.flexible, o)
         _check_size(base)
-        if weights:
-            self.layers = [self._user_layer(base, i, w, a, chosen, args.prune)
-                           for i, (w, a) in enumerate(zip(weights, acts))]
-        elif args.tasd:
-            self.layers = self._random_tasd_layers(base, args)
+        if o.weights:
+            self.layers = [self._user_layer(base, i, w, a, o.mode, o.prune)
+                           for i, (w, a) in enumerate(zip(o.weights, o.activations))]
+        elif o.tasd:
+            self.layers = self._random_tasd_layers(base, o)
         else:
-            self.layers = self._random_layers(base, args)
-        if args.tasd:
-            self.layers = [self._decomposed(base, i, layer, args)
+            self.layers = self._random_layers(base, o)
+        if o.tasd:
+            self.layers = [self._decomposed(base, i, layer, o)
                            for i, layer in enumerate(self.layers)]
         needed = max(self._accumulated_k(layer) for layer in self.layers)
-        max_k = args.max_k if args.max_k is not None else max(4096, needed)
+        max_k = o.max_k if o.max_k is not None else max(4096, needed)
         for i, layer in enumerate(self.layers):
             if self._accumulated_k(layer) <= max_k:
                 continue
@@ -202,17 +150,30 @@ class Plan:
             raise InputError(f"layer {i}: --tasd {layer.label} streams K={layer.k} once per "
                              f"term into the same accumulators ({self._accumulated_k(layer)} "
                              f"padded in all), more than --max-k {max_k} sizes them for")
-        self.config = _config(modes, self.flexible, args, max_k, args.acc_width)
+        self.config = _config(modes, self.flexible, o, max_k, o.acc_width)
         _check_size(self.config, [s for layer in self.layers
                                   for s in self._shapes(self.config, layer)])
-        self.targets = targets
-        self.jobs = args.jobs or cores()
-        self.args = args
-        self.out = Path(args.out) if args.out else Path("build") / self.default_name()
-        if self.out.exists() and not args.force:
+        self.targets = list(o.target)
+        self.jobs = o.jobs or cores()
+        self.out = Path(o.out) if o.out else Path("build") / self.default_name()
+        if self.out.exists() and not o.force:
             raise InputError(f"output folder {self.out} exists: pass --force to replace it")
         if self.out.exists() and not self.out.is_dir():
             raise InputError(f"output path {self.out} exists and is not a folder")
+
+    @property
+    def resolved(self) -> Options:
+        """The options that regenerate this run's files without choosing anything again:
+        the accumulator and K it was sized for, each layer's mode or decomposition as
+        resolved (what ``--tasd auto`` chose), no ``run`` options (``config.json``)."""
+        o, c = self.options.without_run_options(), self.config
+        chosen = tuple(layer.label for layer in self.layers)
+        changes = dict(acc_width=c.acc_width, max_k=c.max_k)
+        if o.tasd:
+            changes.update(tasd=chosen, max_error=None, tasd_terms=None)
+        elif o.weights:
+            changes.update(mode=chosen)
+        return o.replace(**changes)
 
     def _per_beat(self, config, mode: int) -> int:
         return config.schedule.groups_per_beat(mode) if self.flexible else 1
@@ -235,56 +196,31 @@ class Plan:
             total += -(-layer.k // unit) * unit
         return total
 
-    @staticmethod
-    def _check_tasd_args(args, weights) -> None:
-        if not args.tasd:
-            if args.max_error is not None or args.tasd_terms is not None:
-                raise InputError("--max-error and --tasd-terms apply to --tasd auto")
-            return
-        if args.mode:
-            raise InputError("--tasd chooses the modes of its terms: drop --mode")
-        if args.prune:
-            raise InputError("--tasd decomposes the weights; --prune is the one-term "
-                             "--tasd MODE")
-        if weights and len(args.tasd) not in (1, len(weights)):
-            raise InputError(f"--tasd is given {len(args.tasd)} times for {len(weights)} "
-                             f"layers: give it once (every layer) or once per layer")
-        if "auto" not in args.tasd and (args.max_error is not None
-                                        or args.tasd_terms is not None):
-            raise InputError("--max-error and --tasd-terms apply to --tasd auto")
-        if args.max_error is not None and not args.max_error >= 0:
-            raise InputError(f"--max-error must be a relative error >= 0 (0.01 = 1 %), got "
-                             f"{args.max_error}")
-        if args.tasd_terms is not None and not 1 <= args.tasd_terms <= MAX_TASD_TERMS:
-            raise InputError(f"--tasd-terms must be between 1 and {MAX_TASD_TERMS}, got "
-                             f"{args.tasd_terms}")
-
-    def _random_tasd_layers(self, base, args) -> list[Layer]:
+    def _random_tasd_layers(self, base, o) -> list[Layer]:
         """One random GEMM per ``--tasd``, W uniform over the whole value range and not
         projected onto any mode (seeds ``seed + i``): what TASD is for."""
         layers = []
-        for i, _ in enumerate(args.tasd):
-            m, k, n = (_parse_shape(args.shape) if args.shape else
-                       (2 * args.rows, 8 * self.modes.max_group_size, 2 * args.cols))
+        for i, _ in enumerate(o.tasd):
+            m, k, n = o.shape or (2 * o.rows, 8 * self.modes.max_group_size, 2 * o.cols)
             lo, hi = hss.value_range(base.width, base.signed)
-            rng = np.random.default_rng(args.seed + i)
+            rng = np.random.default_rng(o.seed + i)
             W = rng.integers(lo, hi, (m, k), endpoint=True, dtype=np.int64)
             A = rng.integers(lo, hi, (k, n), endpoint=True, dtype=np.int64)
             layers.append(Layer(W, A, 0, self.modes.mode(0),
-                                {"random_seed": args.seed + i, "shape": [m, k, n]}))
+                                {"random_seed": o.seed + i, "shape": [m, k, n]}))
         return layers
 
-    def _decomposed(self, base, i: int, layer: Layer, args) -> Layer:
+    def _decomposed(self, base, i: int, layer: Layer, o) -> Layer:
         """The layer as the TASD decomposition ``--tasd`` names (or ``auto`` chooses)."""
-        spec = args.tasd[i if len(args.tasd) > 1 else 0]
+        spec = o.tasd[i if len(o.tasd) > 1 else 0]
         macs = base.macs if self.flexible else base.pattern.slots
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", hss.PaddingWarning)
                 if spec.strip() == "auto":
                     result = hss.tasd.choose(
-                        layer.W, hss.tasd.candidates(self.modes, args.tasd_terms or 2),
-                        DEFAULT_MAX_ERROR if args.max_error is None else args.max_error, macs)
+                        layer.W, hss.tasd.candidates(self.modes, o.tasd_terms or 2),
+                        DEFAULT_MAX_ERROR if o.max_error is None else o.max_error, macs)
                 else:
                     result = hss.decompose(layer.W, hss.Decomposition.parse(spec))
                 term_modes = self._term_modes(result.decomposition)
@@ -292,8 +228,8 @@ class Plan:
             raise InputError(f"layer {i}: --tasd {spec!r}: {e}") from None
         source = dict(layer.source, tasd=spec.strip())
         if spec.strip() == "auto":
-            source.update(max_error=DEFAULT_MAX_ERROR if args.max_error is None
-                          else args.max_error, tasd_terms=args.tasd_terms or 2)
+            source.update(max_error=DEFAULT_MAX_ERROR if o.max_error is None
+                          else o.max_error, tasd_terms=o.tasd_terms or 2)
         return Layer(layer.W, layer.A, term_modes[0], self.modes.mode(term_modes[0]), source,
                      result, term_modes)
 
@@ -306,19 +242,18 @@ class Plan:
             modes.append(self.modes.index(p))
         return tuple(modes)
 
-    def _random_layers(self, base, args) -> list[Layer]:
+    def _random_layers(self, base, o) -> list[Layer]:
         """One random GEMM per mode (or per ``--mode``), W projected onto the mode (seeds
         ``seed + mode``)."""
         layers = []
-        chosen = [self.modes.index(text) for text in args.mode] if args.mode else \
+        chosen = [self.modes.index(text) for text in o.mode] if o.mode else \
             range(len(self.modes))
         for mode in chosen:
             pattern = self.modes.mode(mode)
-            m, k, n = (_parse_shape(args.shape) if args.shape else
-                       (2 * args.rows, 8 * pattern.group_size, 2 * args.cols))
+            m, k, n = o.shape or (2 * o.rows, 8 * pattern.group_size, 2 * o.cols)
             _check_size(base, [(m, k, n, pattern, self._per_beat(base, mode))])
-            W, A = random_operands(base, m, k, n, args.seed + mode, pattern=pattern)
-            layers.append(Layer(W, A, mode, pattern, {"random_seed": args.seed + mode,
+            W, A = random_operands(base, m, k, n, o.seed + mode, pattern=pattern)
+            layers.append(Layer(W, A, mode, pattern, {"random_seed": o.seed + mode,
                                                       "shape": [m, k, n]}))
         return layers
 
@@ -377,21 +312,9 @@ class Plan:
 
     def default_name(self) -> str:
         """``build/<config name>`` for a default run; a run whose options change what is
-        written gets a suffix hashed from them, so that two such runs never share a folder."""
-        a = self.args
-        options = {"acc_width": a.acc_width, "max_k": a.max_k, "tile_rows": a.tile_rows,
-                   "shape": a.shape,
-                   "seed": a.seed or None, "stalls": a.stalls, "mode": a.mode,
-                   "weights": a.weights and [file_sha256(w) for w in a.weights],
-                   "activations": a.activations and [file_sha256(x) for x in a.activations],
-                   "prune": a.prune or None, "tasd": a.tasd, "max_error": a.max_error,
-                   "tasd_terms": a.tasd_terms,
-                   "energy_table": a.energy_table and file_sha256(a.energy_table),
-                   "sim": None if a.sim == "verilator" else a.sim,
-                   "synth": None if a.synth else False,
-                   "targets": None if self.targets == ["generic", "ecp5"] else self.targets,
-                   "fmax": a.fmax or None, "board": a.board, "trace": a.trace or None}
-        options = {k: v for k, v in options.items() if v is not None}
+        written gets a suffix hashed from them (``Options.name_options``), so that two such
+        runs never share a folder."""
+        options = self.options.name_options()
         if not options:
             return self.config.name
         digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()

@@ -195,7 +195,7 @@ def _flex_report(plan, layers, sim, area) -> dict:
 
 
 def _testbench(plan, sim) -> dict:
-    return {"simulator": plan.args.sim, "passed": sim.passed, "cycles": sim.cycles,
+    return {"simulator": plan.options.sim, "passed": sim.passed, "cycles": sim.cycles,
             "ideal_cycles": sim.ideal, "cycles_over_ideal": _ratio(sim.cycles, sim.ideal)}
 
 
@@ -209,7 +209,7 @@ def _debug(plan, sim) -> dict:
     if not sim.passed:
         out.update(mismatches=sim.mismatches, messages=list(sim.messages),
                    first_mismatch=sim.first_mismatch, stalls=sim.stalls,
-                   rerun=rerun_command("tb", plan.args.sim, sim.stalls))
+                   rerun=rerun_command("tb", plan.options.sim, sim.stalls))
     return out
 
 
@@ -332,7 +332,7 @@ def _report(plan, layers, sim, area) -> dict:
     }
     if sim is not None:
         report["testbench"] = {
-            "simulator": plan.args.sim, "passed": sim.passed, "cycles": sim.cycles,
+            "simulator": plan.options.sim, "passed": sim.passed, "cycles": sim.cycles,
             "ideal_cycles": sim.ideal, "cycles_over_ideal": _ratio(sim.cycles, sim.ideal),
             "dense_pe_cycles": vectors.tiles * plan.layers[0].padded_k // p.slots,
         } | _debug(plan, sim)

@@ -43,7 +43,7 @@ from .prune import prune
 from .tensor import as_matrix
 
 __all__ = ["TASDError", "Decomposition", "TASDResult", "decompose", "matmul_decomposed",
-           "cost", "steps", "choose", "candidates"]
+           "cost", "steps", "Choice", "explain_choice", "choose", "candidates"]
 
 _EXAMPLE = "'4:6,2:4+2:4'"
 
@@ -275,14 +275,36 @@ def steps(decomposition: Decomposition | Pattern | str, k: int, macs: int) -> in
     return sum(-(-max_products(p, k) // macs) for p in d.terms)
 
 
-def choose(W, candidates: list, max_error: float, macs: int) -> TASDResult:
+@dataclass(frozen=True, eq=False)
+class Choice:
+    """What ``explain_choice`` chose and what it weighed it against.
+
+    ``result`` is the choice and ``steps`` its PE steps per row; ``dense_steps`` is
+    ``ceil(K / macs)``, the steps of the dense computation on the same multipliers.
+    ``best_saving`` is the candidate with the lowest error among those that take fewer steps
+    than dense (None when no candidate does), ``best_saving_steps`` its steps: what a larger
+    error budget would buy when the choice saves nothing.
+    """
+    result: TASDResult
+    steps: int
+    dense_steps: int
+    best_saving: TASDResult | None
+    best_saving_steps: int | None
+
+    @property
+    def saves(self) -> bool:
+        """The choice takes fewer steps than dense: it saves time."""
+        return self.steps < self.dense_steps
+
+
+def explain_choice(W, candidates: list, max_error: float, macs: int) -> Choice:
     """TASDER-style choice for one layer: the candidate with the fewest ``steps`` whose
     relative Frobenius error is at most ``max_error``; ties go to the lower error, then to
     the earlier candidate. Candidates are Decompositions (or their strings).
 
-    Candidates are decomposed cheapest first, and none past the steps of the first fit;
-    when none fits, the TASDError names the best error reached and its candidate. Returns
-    ``decompose``'s result for the choice (``result.decomposition``).
+    Candidates are decomposed cheapest first, and none past the steps of the first fit, so
+    every candidate cheaper than the choice is weighed (``Choice.best_saving``); when none
+    fits, the TASDError names the best error reached and its candidate.
     """
     W = as_matrix(W, "W")
     if isinstance(candidates, (Decomposition, Pattern, str)):
@@ -294,21 +316,31 @@ def choose(W, candidates: list, max_error: float, macs: int) -> TASDResult:
             or not max_error >= 0):
         raise TASDError(f"max_error must be a number >= 0, got {max_error!r}")
     k = W.shape[1]
+    _check_positive(macs, "macs")
+    dense = -(-k // macs)
     cycles = [steps(d, k, macs) for d in ds]
-    best = fit = None                                   # (error, index, result)
+    best = fit = saving = None                          # (error, index, result)
     for i in sorted(range(len(ds)), key=lambda i: (cycles[i], i)):
         if fit is not None and cycles[i] > cycles[fit[1]]:
             break
         result = decompose(W, ds[i])
         if best is None or result.error < best[0]:
             best = (result.error, i)
+        if cycles[i] < dense and (saving is None or result.error < saving[0]):
+            saving = (result.error, i, result)
         if result.error <= max_error and (fit is None or result.error < fit[0]):
             fit = (result.error, i, result)
     if fit is None:
         raise TASDError(f"no candidate reaches relative error <= {max_error:g} on the "
                         f"{W.shape[0]}x{k} W: the best of {len(ds)} is {best[0]:.4g} "
                         f"with {str(ds[best[1]])!r}")
-    return fit[2]
+    return Choice(fit[2], cycles[fit[1]], dense, saving and saving[2],
+                  saving and cycles[saving[1]])
+
+
+def choose(W, candidates: list, max_error: float, macs: int) -> TASDResult:
+    """``explain_choice``'s choice: ``decompose``'s result for it (``result.decomposition``)."""
+    return explain_choice(W, candidates, max_error, macs).result
 
 
 def candidates(mode_patterns, max_terms: int = 2) -> tuple[Decomposition, ...]:

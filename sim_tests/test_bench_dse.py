@@ -73,7 +73,9 @@ def test_points_and_hash():
     h = dse.point_hash(pts[0], "v")
     assert h == dse.point_hash(dict(reversed(pts[0].items())), "v")
     assert h != dse.point_hash(pts[0], "w") != dse.point_hash(pts[1], "v")
-    assert dse.gen_args(pts[3])[-3:] == ["--macs", "3", "--no-synth"]
+    options = dse.gen_options(pts[3])
+    assert (options.macs, options.synth, options.jobs) == (3, False, 1)
+    assert type(options).from_argv(options.to_argv()) == options
 
 
 @pytest.mark.parametrize("spec, message", [

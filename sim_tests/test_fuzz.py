@@ -153,18 +153,16 @@ def test_shrink_keeps_what_the_failure_needs():
 
 
 def test_reproducer_is_a_gen_command(tmp_path):
-    from gen.cli import build_parser as gen_parser
+    from gen.options import Options
     c = _big_case()
     argv = shlex.split(fuzz.reproducer(c, tmp_path / "f"))
     assert argv[:3] == ["python", "-m", "gen"]
-    a = gen_parser().parse_args(argv[3:])
+    a = Options.from_argv(argv[3:])
     assert (a.ranks, a.rows, a.cols, a.width, a.signed, a.acc_width, a.max_k) == (
         c.pattern, c.rows, c.cols, c.width, c.signed, c.acc_width, c.max_k)
-    one = [x if isinstance(x, str) else x[0] for x in (a.weights, a.activations)
-           if isinstance(x, str) or len(x) == 1]          # one file each (str or [str])
-    assert [p.rsplit("/", 1)[-1] for p in one] == ["W.npy", "A.npy"]
-    assert int(a.stalls) == 77 and not a.synth
-    unsigned = gen_parser().parse_args(shlex.split(fuzz.reproducer(
+    assert [p.rsplit("/", 1)[-1] for p in a.weights + a.activations] == ["W.npy", "A.npy"]
+    assert a.stalls == 77 and not a.synth
+    unsigned = Options.from_argv(shlex.split(fuzz.reproducer(
         c.replace(signed=False, stall_seed=None), tmp_path))[3:])
     assert not unsigned.signed and unsigned.stalls is None
 

@@ -87,8 +87,8 @@ def _random_operands_like(config):
     """The seeded operands the CLI used, rebuilt independently from config.json."""
     from hdl import AcceleratorConfig
     from gen.inputs import random_operands
-    c = AcceleratorConfig(config["pattern"], config["rows"], config["cols"], config["width"],
-                          config["signed"], config["max_k"])
+    o = config["options"]
+    c = AcceleratorConfig(o["ranks"], o["rows"], o["cols"], o["width"], o["signed"], o["max_k"])
     m, k, n = config["layers"][0]["shape"]
     W, A = random_operands(c, m, k, n, config["layers"][0]["random_seed"])
     return W.astype(np.int64), A.astype(np.int64)

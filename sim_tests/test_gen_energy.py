@@ -101,13 +101,13 @@ def test_impossible_rtl_counts_fall_back_to_the_golden_ones():
     import types
     import warnings
 
-    from gen.cli import build_parser
+    from gen.options import Options
     from gen.plan import Plan
     from gen.report import _energy
     from hdl.stimulus import gemm_vectors
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        plan = Plan(build_parser().parse_args(["--ranks", "2:4", "--sim", "none", "--no-synth",
+        plan = Plan(Options.from_argv(["--ranks", "2:4", "--sim", "none", "--no-synth",
                                                "--rows", "1", "--cols", "1"]))
         vectors = [gemm_vectors(plan.config, l.W, l.A) for l in plan.layers]
     sim = types.SimpleNamespace(layer_cycles=[1], layer_actions=[

@@ -45,7 +45,8 @@ def test_every_mode_in_one_run(tmp_path, modes, sim, extra):
     zs = read_z(out / "tb" / "z_out.txt", [(l["m"], l["n"]) for l in config["layers"]])
     from gen.inputs import random_operands
     from hdl.config import FlexConfig
-    c = FlexConfig(modes, config["rows"], config["cols"], config["width"], config["signed"])
+    o = config["options"]
+    c = FlexConfig(modes, o["rows"], o["cols"], o["width"], o["signed"])
     for layer, z in zip(config["layers"], zs):
         m, k, n = layer["shape"]
         W, A = random_operands(c, m, k, n, layer["random_seed"],

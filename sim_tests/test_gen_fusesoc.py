@@ -142,7 +142,8 @@ def test_generator_builds_a_user_core(tmp_path):
     names = [f["name"] for f in core.get_files({"target": "default"})]   # as a dependency
     assert names[0] == "build/rtl/hss_accelerator.v" and "build/tb/tb.sv" in names
     built = json.loads((generated[0].parent / "build" / "config.json").read_text())
-    assert (built["rows"], built["cols"], built["pattern"]) == (1, 2, "2:4")
+    o = built["options"]
+    assert (o["rows"], o["cols"], o["ranks"]) == (1, 2, "2:4")
 
 
 @pytest.mark.parametrize("parameters, message", [

@@ -106,7 +106,7 @@ def test_large_legitimate_build_is_announced(tmp_path, capsys, monkeypatch):
     """A large build is not refused; it says what to expect before its stages run (the
     stages themselves are the scale benchmark's job, so they are stubbed out here)."""
     import gen.pipeline
-    args = cli.build_parser().parse_args(["--ranks", "4:6,2:4", "--rows", "16", "--cols",
+    args = cli.Options.from_argv(["--ranks", "4:6,2:4", "--rows", "16", "--cols",
                                           "16", "--out", str(tmp_path / "o")])
     plan = cli.Plan(args)
     monkeypatch.setattr(gen.pipeline, "_stages", lambda *a: 0)
@@ -172,7 +172,7 @@ def test_second_run_into_the_same_out_is_refused(tmp_path):
     rest, err = first.communicate(timeout=300)
     assert first.returncode == 0, rest + err
     config = json.loads((out / "config.json").read_text())
-    assert config["sim"] == "verilator"     # the winner's output, whole
+    assert config["options"]["sim"] == "verilator"     # the winner's output, whole
     assert leftovers(tmp_path) == ["o"]
 
 
@@ -347,7 +347,7 @@ def test_jobs_sets_the_parallel_synthesis(monkeypatch, tmp_path, capsys):
     assert main([*SMALL, "--sim", "none", "--target", "generic", "--jobs", "1",
                  "--out", str(tmp_path / "o")]) == 0
     assert seen == [1]
-    args = cli.build_parser().parse_args([*SMALL, "--out", str(tmp_path / "p")])
+    args = cli.Options.from_argv([*SMALL, "--out", str(tmp_path / "p")])
     assert cli.Plan(args).jobs == len(os.sched_getaffinity(0))
 
 
@@ -365,7 +365,7 @@ def test_default_names_differ_when_options_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
     def name(*extra):
-        return cli.Plan(cli.build_parser().parse_args(["--ranks", "4:6,2:4", *extra])).out
+        return cli.Plan(cli.Options.from_argv(["--ranks", "4:6,2:4", *extra])).out
     default = name()
     assert default == Path("build/hss_4-6_2-4_4x4_s8")       # `make run` keeps its folder
     variants = [name("--seed", "1"), name("--sim", "icarus"), name("--stalls", "3"),

@@ -12,7 +12,7 @@ import pytest
 
 import hss
 from genkit import gen, read_z
-from gen.cli import build_parser
+from gen.options import Options
 from gen.inputs import InputError
 from gen.plan import Plan
 from hdl import AcceleratorConfig
@@ -35,7 +35,7 @@ def unstructured(rng, m, k, density):
 def plan(*argv):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", hss.PaddingWarning)
-        return Plan(build_parser().parse_args(["--sim", "none", "--no-synth", *map(str, argv)]))
+        return Plan(Options.from_argv(["--sim", "none", "--no-synth", *map(str, argv)]))
 
 
 @pytest.mark.parametrize("sim, stalls", [("verilator", ["--stalls", "5"]), ("icarus", [])])
@@ -151,7 +151,7 @@ def test_extreme_values_do_not_overflow_the_sized_accumulator(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     [z] = read_z(out / "tb" / "z_out.txt", [(1, 1)])
     assert z[0, 0] == 512 * 2 ** 14
-    assert json.loads((out / "config.json").read_text())["acc_width"] == \
+    assert json.loads((out / "config.json").read_text())["options"]["acc_width"] == \
         hss.accumulator_bits(8, True, 512)
 
 

@@ -421,3 +421,25 @@ def test_choose_names_the_best_error_when_none_fits():
     message = str(err.value)
     assert message.startswith("no candidate reaches relative error <= 0.01 on the 1x8 W: ")
     assert f"the best of 3 is {best:.4g} with '1:4+1:4'" in message and "\n" not in message
+
+
+def test_explain_choice_names_the_best_saving_candidate_when_the_choice_saves_nothing():
+    """A dense W and a 1 % budget: only the dense cover fits; the explanation names the
+    candidate with the lowest error among those cheaper than dense, and its steps."""
+    rng = np.random.default_rng(3)
+    W = rng.integers(1, 100, (4, 16)) * rng.choice([-1, 1], (4, 16))
+    options = candidates(["4:4", "2:4", "1:4"])
+    c = hss.tasd.explain_choice(W, options, 0.01, 4)
+    assert str(c.result.decomposition) in ("4:4", "2:4+2:4") and c.result.exact
+    assert (c.steps, c.dense_steps, c.saves) == (4, 4, False)
+    cheaper = [d for d in options if steps(d, 16, 4) < 4]
+    errors = {str(d): hss.decompose(W, d).error for d in cheaper}
+    assert str(c.best_saving.decomposition) == min(errors, key=errors.get)
+    assert c.best_saving_steps == steps(c.best_saving.decomposition, 16, 4) < 4
+    assert choose(W, options, 0.01, 4).decomposition == c.result.decomposition
+    # a budget that a cheaper candidate meets: the choice saves, and is that candidate
+    loose = hss.tasd.explain_choice(W, options, c.best_saving.error, 4)
+    assert loose.saves and loose.steps <= c.best_saving_steps
+    # no candidate cheaper than dense at all
+    only_dense = hss.tasd.explain_choice(W, ["4:4"], 0.0, 4)
+    assert only_dense.best_saving is None and only_dense.best_saving_steps is None

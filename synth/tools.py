@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TOOLS", "ToolMissing", "ToolTimeout", "ToolInterrupted", "Found", "find",
+__all__ = ["TOOLS", "cores", "ToolMissing", "ToolTimeout", "ToolInterrupted", "Found", "find",
            "version", "run", "running", "stop_all", "reset_stop", "child_env"]
 
 
@@ -88,6 +88,14 @@ class Found:
     def path(self) -> str:
         """The executable (for a Makefile): the argv's first word."""
         return self.argv[0]
+
+
+def cores() -> int:
+    """The cores this process may use (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _beside_python(script: str) -> str | None:
