@@ -299,7 +299,7 @@ class FlexAccelerator(HSSAccelerator):
     def _array(self):
         return FlexPEArray(self.config, shared=self.shared)
 
-    def _feed(self, m: Module, array, step, en):
+    def _feed(self, m: Module, array, step, en, first):
         s = self.config.schedule
         beat = self.weights.payload
         mode = beat.mode if self.config.modes.mode_bits else 0
@@ -319,7 +319,7 @@ class FlexAccelerator(HSSAccelerator):
         m.d.comb += [
             self.weights.ready.eq(self.activations.valid & en & beat_done),
             self.activations.ready.eq(self.weights.valid & en & beat_done),
-            array.en.eq(en), array.valid.eq(step), array.first.eq(self._first),
+            array.en.eq(en), array.valid.eq(step), array.first.eq(first),
             array.last.eq(last), array.mode.eq(mode), array.phase.eq(phase),
             array.weights.eq(beat.rows), array.acts.eq(self.activations.payload),
         ]

@@ -87,13 +87,13 @@ class HSSAccelerator(wiring.Component):
     def _array(self):
         return PEArray(self.config, shared=self.shared)
 
-    def _feed(self, m: Module, array, step, en):
-        """Drive the input readies and the array's data; return the signal that marks a
-        tile's last step. Here every step takes one beat of each stream."""
+    def _feed(self, m: Module, array, step, en, first):
+        """Drive the input readies and the array's data (``first``: this step starts a
+        tile); return the signal that marks a tile's last step. Here one step a beat."""
         m.d.comb += [
             self.weights.ready.eq(self.activations.valid & en),
             self.activations.ready.eq(self.weights.valid & en),
-            array.en.eq(en), array.valid.eq(step), array.first.eq(self._first),
+            array.en.eq(en), array.valid.eq(step), array.first.eq(first),
             array.last.eq(self.weights.payload.last),
             array.weights.eq(self.weights.payload.groups),
             array.acts.eq(self.activations.payload),
@@ -116,8 +116,8 @@ class HSSAccelerator(wiring.Component):
         m.d.comb += en.eq(~array.sum_valid | take)
 
         step = self.weights.valid & self.activations.valid & en
-        first = self._first = Signal(init=1, name="first")   # the next step starts a tile
-        last = self._feed(m, array, step, en)
+        first = Signal(init=1, name="first")   # the next step starts a tile
+        last = self._feed(m, array, step, en, first)
         with m.If(step):
             m.d.sync += first.eq(last)
 
