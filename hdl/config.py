@@ -1,4 +1,5 @@
-"""One accelerator configuration: pattern, array shape, number formats. Checked eagerly."""
+"""An accelerator configuration, fixed (one pattern) or flexible (a mode set): array shape,
+number formats, and the one interface the software reads of either kind. Checked eagerly."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
