@@ -288,8 +288,8 @@ class FlexAccelerator(HSSAccelerator):
     """
 
     def __init__(self, config: FlexConfig, *, shared: SharedModules | None = None):
-        """``HSSAccelerator``'s, the streams' layouts this config's; ``src_loc_at=1``
-        locates the ports in this constructor, where this build's RTL has always had them."""
+        """``HSSAccelerator``'s (the streams' layouts are the config's); ``src_loc_at=1``
+        locates the ports here, so that the RTL's ``src`` attributes name this file."""
         super().__init__(config, shared=shared, src_loc_at=1)
 
     @staticmethod
