@@ -14,9 +14,9 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
 import hdl
-from hdl import LATENCY, HSSAccelerator, HSSDecompressor
+from hdl import LATENCY, HSSDecompressor, accelerator_for
 from hdl.config import FlexConfig
-from hdl.flex import FLEX_LATENCY, FlexAccelerator
+from hdl.flex import FLEX_LATENCY
 from hdl.shared import SharedModules
 from synth import tools
 from synth.compose import distinct_modules
@@ -106,14 +106,14 @@ def _convert(component, name: str, ports=None) -> str:
         return _relative_src(verilog.convert(component, name=name, ports=ports))
 
 
-def _accelerator_text(config, accelerator_class) -> tuple[str, wiring.Component]:
+def _accelerator_text(config) -> tuple[str, wiring.Component]:
     """The accelerator's Verilog, above ``SHARE_MODULES_ABOVE_PES`` PEs with shared
     modules: the top with its instances, then each shared module's own conversion."""
     if _pes(config) <= SHARE_MODULES_ABOVE_PES:
-        top = accelerator_class(config)
+        top = accelerator_for(config)
         return _convert(top, TOP), top
     shared = SharedModules(f"{TOP}.array")
-    top = accelerator_class(config, shared=shared)
+    top = accelerator_for(config, shared=shared)
     text = _convert(top, TOP)
     for module, component, module_ports in shared.modules():
         own = _convert(component, module, module_ports)
@@ -132,10 +132,9 @@ def emit_verilog(config) -> tuple[dict[str, str], dict[str, list]]:
     per pattern). Above ``SHARE_MODULES_ABOVE_PES`` PEs the accelerator's identical
     modules are defined once."""
     with _fewer_collections():
-        flexible = isinstance(config, FlexConfig)
-        text, top = _accelerator_text(config, FlexAccelerator if flexible else HSSAccelerator)
+        text, top = _accelerator_text(config)
         texts, components = {TOP: text}, {TOP: top}
-        if not flexible:
+        if not config.flexible:
             components[DECOMPRESSOR] = HSSDecompressor(config.pattern, config.width,
                                                        config.signed)
             texts[DECOMPRESSOR] = _convert(components[DECOMPRESSOR], DECOMPRESSOR)
@@ -249,7 +248,7 @@ def _tiles_protocol(c) -> str:
 
 
 def manifest(config, port_lists: dict[str, list], versions: dict[str, str]) -> dict:
-    if isinstance(config, FlexConfig):
+    if config.flexible:
         return _flex_manifest(config, port_lists, versions)
     p = config.pattern
     return {

@@ -1,16 +1,20 @@
-"""One accelerator configuration: pattern, array shape, number formats. Checked eagerly."""
+"""An accelerator configuration, fixed (one pattern) or flexible (a mode set): array shape,
+number formats, and the one interface the software reads of either kind. Checked eagerly."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 from amaranth.hdl import Shape, signed, unsigned
+from amaranth.lib import data
 
-from hss import ModeSet, Pattern, accumulator_bits, max_products
+from hss import ModeSet, Pattern, Rank, accumulator_bits, max_products
 from hss.energy import PEShape
 from hss.lanes import LaneSchedule, default_macs
 
-__all__ = ["AcceleratorConfig", "FlexConfig", "value_shape"]
+__all__ = ["ArrayConfig", "AcceleratorConfig", "FlexConfig", "build_config", "is_flexible",
+           "value_shape"]
 
 MAX_ARRAY_SIDE = 64
 MAX_VALUE_WIDTH = 32
@@ -90,9 +94,49 @@ def _pe_shape(lanes: int, width: int, acc_width: int, selectors) -> PEShape:
     return PEShape(lanes, width, tuple(selectors), registers, tuple(adds) + (acc_width,))
 
 
-class _NumberFormats:
-    """The Amaranth shapes of a config's values and accumulators."""
+@dataclass(frozen=True)
+class ArrayConfig:
+    """What every build shares, fixed (``AcceleratorConfig``) or flexible (``FlexConfig``):
+    the PE array's shape, the number formats, and one interface to them, so that the
+    software asks what a build does instead of which class it is.
 
+    A single pattern is a mode set with one mode: a fixed config's ``modes`` is its
+    pattern's one-mode set, its ``macs`` the pattern's ``prod(G)``, and each beat takes one
+    step of one group. ``flexible`` says whether the RTL differs (``FlexAccelerator``:
+    lanes, and a mode field where there are several modes); ``hdl.accelerator_for`` builds
+    the right top.
+
+    The fields here come after each kind's own first field (``pattern``, ``modes``) and
+    before its last ones (``FlexConfig.macs``, ``tile_rows``): dataclasses order fields base
+    by base from the end of the MRO, so each kind lists its first field's base after this
+    one, and the positional signatures stay as they have always been.
+    """
+    rows: int = 4
+    cols: int = 4
+    width: int = 8
+    signed: bool = True
+    max_k: int = 4096
+    acc_width: int | None = field(default=None)
+
+    #: Does the RTL carry lanes and a mode field (``FlexAccelerator``)?
+    flexible: ClassVar[bool] = False
+
+    def __post_init__(self):
+        self._check_kind()
+        _check_array_and_format(self)
+        self._check_lanes()
+        _default_acc_width(self)
+        _default_tile_rows(self)
+        _check_input_beats(self, self.weight_beat_bits, self.act_beat_bits)
+
+    def _check_kind(self) -> None:
+        """Coerce and check the kind's own first field (pattern or modes)."""
+        raise NotImplementedError
+
+    def _check_lanes(self) -> None:
+        """A flexible build's multipliers and lane schedule; a fixed one has no lanes."""
+
+    # -- the interface every config has ------------------------------------------------
     @property
     def value_shape(self) -> Shape:
         return value_shape(self.width, self.signed)
@@ -106,9 +150,83 @@ class _NumberFormats:
         """``tiles`` beats per output tile: ``rows / tile_rows``."""
         return self.rows // self.tile_rows
 
+    def _mode_number(self, mode: int) -> int:
+        self.modes.mode(mode)               # an IndexError naming the set for a bad number
+        return mode
+
+    def steps_per_beat(self, mode: int) -> int:
+        """PE steps a weights beat of mode number ``mode`` takes (a fixed build: 1)."""
+        self._mode_number(mode)
+        return 1
+
+    def groups_per_beat(self, mode: int) -> int:
+        """Groups of mode number ``mode`` in one beat (a fixed build: 1)."""
+        self._mode_number(mode)
+        return 1
+
+    @property
+    def max_products(self) -> int:
+        """Products summed into one output at K = ``max_k``, in the densest mode."""
+        return max(max_products(p, self.max_k) for p in self.modes.modes)
+
+    @property
+    def max_steps(self) -> int:
+        """PE steps per tile the accumulator is sized for (every step adds ``macs``
+        products per output; a fixed build: groups, ``ceil(max_k / S)``)."""
+        return -(-self.max_products // self.macs)
+
+    @property
+    def min_acc_width(self) -> int:
+        """Accumulator bits that cannot overflow for K up to ``max_k`` in any mode."""
+        return accumulator_bits(self.width, self.signed, self.max_products)
+
+    @property
+    def multipliers(self) -> int:
+        return self.rows * self.cols * self.macs
+
+    def dense_twin(self) -> AcceleratorConfig:
+        """The dense array with the same multipliers (``macs:macs``), formats and
+        accumulators: the comparison isolates the sparsity hardware."""
+        return AcceleratorConfig(Pattern((Rank(self.macs, self.macs),)), self.rows, self.cols,
+                                 self.width, self.signed, self.max_k, self.acc_width,
+                                 self.tile_rows)
+
+    @property
+    def estimated_nand2_eq(self) -> int:
+        """A cheap size estimate (NAND2-eq) before anything is elaborated, for refusing
+        builds that would not finish. Per PE: ~9 gates per multiplier bit-product, ~1.5 per
+        selector mux input bit (``selector_mux_bits``), ~10 per register bit of the
+        pipeline (selected values, weights, products, adder tree, accumulator). Fitted to
+        the measured 4x4 builds of bench/results/tax.csv (8:8 ... 8:48), within about 20 %
+        of them."""
+        per_pe = (9 * self.macs * self.width ** 2 + 1.5 * self.selector_mux_bits
+                  + 10 * (4 * self.macs * self.width + 3 * self.acc_width))
+        return int(self.rows * self.cols * per_pe)
+
+    # Stream layouts: hdl.top and hdl.flex import this module, hence the imports inside.
+    def weight_beat_layout(self) -> data.StructLayout:
+        """The ``weights`` stream's payload."""
+        raise NotImplementedError
+
+    def act_beat_layout(self) -> data.ArrayLayout:
+        """The ``activations`` stream's payload."""
+        raise NotImplementedError
+
+    def tile_layout(self) -> data.StructLayout:
+        """The ``tiles`` stream's payload (``hdl.top.tile_layout``), the same for every
+        kind: the tiles do not depend on the modes."""
+        from .top import tile_layout
+        return tile_layout(self)
+
 
 @dataclass(frozen=True)
-class AcceleratorConfig(_NumberFormats):
+class _PatternField:
+    """``AcceleratorConfig``'s first field (see ``ArrayConfig`` for why a base)."""
+    pattern: Pattern
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig(ArrayConfig, _PatternField):
     """What the generator builds.
 
     ``acc_width`` defaults to the narrowest accumulator that cannot overflow for K up to
@@ -116,50 +234,42 @@ class AcceleratorConfig(_NumberFormats):
     ``tile_rows`` (rows of Z per ``tiles`` beat) defaults to the whole tile where it fits
     in ``MAX_SIGNAL_BITS``, else to the most rows that fit and divide ``rows``.
     """
-    pattern: Pattern
-    rows: int = 4
-    cols: int = 4
-    width: int = 8
-    signed: bool = True
-    max_k: int = 4096
-    acc_width: int | None = field(default=None)
     tile_rows: int | None = field(default=None)
 
-    def __post_init__(self):
+    def _check_kind(self) -> None:
         if isinstance(self.pattern, str):
             object.__setattr__(self, "pattern", Pattern.parse(self.pattern))
         if not isinstance(self.pattern, Pattern):
             raise TypeError(f"pattern must be a Pattern or a string like '4:6,2:4', "
                             f"not {self.pattern!r}")
-        _check_array_and_format(self)
-        _default_acc_width(self)
-        _default_tile_rows(self)
-        p = self.pattern
-        _check_input_beats(self, self.rows * p.group_bits(self.width) + 1,
-                           self.cols * p.group_size * self.width)
+
+    @cached_property
+    def modes(self) -> ModeSet:
+        """The one-mode set of ``pattern``."""
+        return ModeSet.from_pattern(self.pattern)
 
     @property
-    def max_steps(self) -> int:
-        """Groups (steps) per tile that the accumulator is sized for."""
-        return -(-self.max_k // self.pattern.group_size)
+    def macs(self) -> int:
+        """Multipliers per PE: ``prod(G)``."""
+        return self.pattern.slots
 
     @property
-    def min_acc_width(self) -> int:
-        """Accumulator bits that cannot overflow for K up to ``max_k``."""
-        return accumulator_bits(self.width, self.signed, max_products(self.pattern, self.max_k))
+    def weight_beat_bits(self) -> int:
+        """Bits of a weights beat: a compressed group per PE row and ``last``."""
+        return self.rows * self.pattern.group_bits(self.width) + 1
 
     @property
-    def multipliers(self) -> int:
-        return self.rows * self.cols * self.pattern.slots
+    def act_beat_bits(self) -> int:
+        """Bits of an activations beat: a dense group of S per PE column."""
+        return self.cols * self.pattern.group_size * self.width
 
-    def dense_twin(self) -> AcceleratorConfig:
-        """Same array, formats and multipliers, dense pattern ``prod(G):prod(G)``.
+    def weight_beat_layout(self) -> data.StructLayout:
+        from .top import weight_beat_layout
+        return weight_beat_layout(self)
 
-        The accumulator keeps this config's width so that the comparison isolates the
-        sparsity hardware.
-        """
-        return AcceleratorConfig(self.pattern.dense_twin(), self.rows, self.cols, self.width,
-                                 self.signed, self.max_k, self.acc_width, self.tile_rows)
+    def act_beat_layout(self) -> data.ArrayLayout:
+        from .layouts import act_beat_layout
+        return act_beat_layout(self)
 
     @property
     def selector_mux_bits(self) -> int:
@@ -189,20 +299,9 @@ class AcceleratorConfig(_NumberFormats):
 
     @property
     def beat_bits(self) -> int:
-        """Bits of one weights beat plus one activations beat (the ports' width)."""
-        return (self.rows * self.pattern.group_bits(self.width)
-                + self.cols * self.pattern.group_size * self.width)
-
-    @property
-    def estimated_nand2_eq(self) -> int:
-        """A cheap size estimate (NAND2-eq) before anything is elaborated, for refusing
-        builds that would not finish. Per PE: ~9 gates per multiplier bit-product, ~1.5 per
-        selector mux input bit, ~10 per register bit of the pipeline (selected values,
-        weights, products, adder tree, accumulator). Fitted to the measured 4x4 builds of
-        bench/results/tax.csv (8:8 ... 8:48), within about 20 % of them."""
-        per_pe = (9 * self.pattern.slots * self.width ** 2 + 1.5 * self.selector_mux_bits
-                  + 10 * (4 * self.pattern.slots * self.width + 3 * self.acc_width))
-        return int(self.rows * self.cols * per_pe)
+        """Bits of one weights beat plus one activations beat (the ports' width), without
+        ``last``."""
+        return self.weight_beat_bits - 1 + self.act_beat_bits
 
     @property
     def name(self) -> str:
@@ -212,7 +311,13 @@ class AcceleratorConfig(_NumberFormats):
 
 
 @dataclass(frozen=True)
-class FlexConfig(_NumberFormats):
+class _ModesField:
+    """``FlexConfig``'s first field (see ``ArrayConfig`` for why a base)."""
+    modes: ModeSet
+
+
+@dataclass(frozen=True)
+class FlexConfig(ArrayConfig, _ModesField):
     """A flexible build: one array that runs every mode of ``modes`` (an ``hss.ModeSet``),
     chosen per tile at run time, on ``macs`` multipliers per PE (``hss.lanes``).
 
@@ -220,55 +325,62 @@ class FlexConfig(_NumberFormats):
     K up to ``max_k`` (the densest mode sums the most products); ``tile_rows`` as in
     ``AcceleratorConfig``.
     """
-    modes: ModeSet
-    rows: int = 4
-    cols: int = 4
-    width: int = 8
-    signed: bool = True
-    max_k: int = 4096
-    acc_width: int | None = field(default=None)
     macs: int | None = field(default=None)
     tile_rows: int | None = field(default=None)
 
-    def __post_init__(self):
+    flexible: ClassVar[bool] = True
+
+    def _check_kind(self) -> None:
         if isinstance(self.modes, (str, Pattern)):
             object.__setattr__(self, "modes", ModeSet.coerce(self.modes))
         if not isinstance(self.modes, ModeSet):
             raise TypeError(f"modes must be an hss.ModeSet or a string like "
                             f"'4:4|4:6,2:4|1:4', not {self.modes!r}")
-        _check_array_and_format(self)
+
+    def _check_lanes(self) -> None:
         if self.macs is None:
             object.__setattr__(self, "macs", default_macs(self.modes.modes))
         _check_int("macs", self.macs, 1, 1024)
         self.schedule                       # eager: a set these lanes cannot run is an error
-        _default_acc_width(self)
-        _default_tile_rows(self)
-        s = self.schedule
-        acts = self.cols * s.max_groups_per_beat * s.region_size * self.width
-        _check_input_beats(self, self.beat_bits - acts, acts)
 
     @cached_property
     def schedule(self) -> LaneSchedule:
         return LaneSchedule(self.modes.modes, self.macs)
 
-    @property
-    def max_products(self) -> int:
-        """Products summed into one output at K = ``max_k``, in the densest case."""
-        return max(max_products(p, self.max_k) for p in self.modes.modes)
+    def steps_per_beat(self, mode: int) -> int:
+        return self.schedule.steps_per_beat(self._mode_number(mode))
+
+    def groups_per_beat(self, mode: int) -> int:
+        return self.schedule.groups_per_beat(self._mode_number(mode))
 
     @property
-    def max_steps(self) -> int:
-        """PE steps per tile the accumulator is sized for (every step adds ``macs``
-        products per output)."""
-        return -(-self.max_products // self.macs)
+    def weight_beat_bits(self) -> int:
+        """Bits of a weights beat: per PE row its values and padded offset fields, the
+        mode number and ``last``."""
+        s = self.schedule
+        row = s.beat_values * self.width + sum(s.offset_fields(r) * s.offset_bits(r)
+                                               for r in range(s.num_ranks))
+        return self.rows * row + self.modes.mode_bits + 1
 
     @property
-    def min_acc_width(self) -> int:
-        return accumulator_bits(self.width, self.signed, self.max_products)
+    def act_beat_bits(self) -> int:
+        """Bits of an activations beat: per PE column, the beat's groups, each in a slot
+        of the largest group size."""
+        s = self.schedule
+        return self.cols * s.max_groups_per_beat * s.region_size * self.width
+
+    def weight_beat_layout(self) -> data.StructLayout:
+        from .flex import flex_weight_beat_layout
+        return flex_weight_beat_layout(self)
+
+    def act_beat_layout(self) -> data.ArrayLayout:
+        from .flex import flex_act_beat_layout
+        return flex_act_beat_layout(self)
 
     @property
-    def multipliers(self) -> int:
-        return self.rows * self.cols * self.macs
+    def selector_mux_bits(self) -> int:
+        """Data inputs of one PE's lane muxes (``LaneSchedule.mux_inputs``), in bits."""
+        return self.schedule.mux_inputs * self.width
 
     @property
     def pe_shape(self) -> PEShape:
@@ -281,26 +393,7 @@ class FlexConfig(_NumberFormats):
     @property
     def beat_bits(self) -> int:
         """Bits of one weights plus one activations beat (the ports' width)."""
-        s = self.schedule
-        row = s.beat_values * self.width + sum(s.offset_fields(r) * s.offset_bits(r)
-                                               for r in range(s.num_ranks))
-        return (self.rows * row + self.modes.mode_bits + 1
-                + self.cols * s.max_groups_per_beat * s.region_size * self.width)
-
-    @property
-    def estimated_nand2_eq(self) -> int:
-        """The cheap size estimate of ``AcceleratorConfig.estimated_nand2_eq``, with the
-        lane muxes (``LaneSchedule.mux_inputs``) as the selectors."""
-        per_pe = (9 * self.macs * self.width ** 2
-                  + 1.5 * self.schedule.mux_inputs * self.width
-                  + 10 * (4 * self.macs * self.width + 3 * self.acc_width))
-        return int(self.rows * self.cols * per_pe)
-
-    def dense_twin(self) -> AcceleratorConfig:
-        """The dense array with the same multipliers (``macs:macs``) and accumulators."""
-        return AcceleratorConfig(Pattern.parse(f"{self.macs}:{self.macs}"), self.rows,
-                                 self.cols, self.width, self.signed, self.max_k,
-                                 self.acc_width, self.tile_rows)
+        return self.weight_beat_bits + self.act_beat_bits
 
     @property
     def name(self) -> str:
@@ -309,3 +402,24 @@ class FlexConfig(_NumberFormats):
                          for alts in self.modes.alternatives)
         return (f"hssflex_{ranks}_m{self.macs}_{self.rows}x{self.cols}_"
                 f"{'s' if self.signed else 'u'}{self.width}")
+
+
+def is_flexible(modes: ModeSet | Pattern | str, macs: int | None = None) -> bool:
+    """Does a build of ``modes`` on ``macs`` multipliers per PE (None: the default) need
+    the flexible RTL? Several modes do; one mode does only on multipliers other than its
+    pattern's ``prod(G)`` (its groups then take several steps, or a step several groups)."""
+    modes = ModeSet.coerce(modes)
+    return not modes.is_single or (macs is not None and macs != modes.mode(0).slots)
+
+
+def build_config(modes: ModeSet | Pattern | str, rows: int = 4, cols: int = 4, width: int = 8,
+                 signed: bool = True, max_k: int = 4096, acc_width: int | None = None,
+                 macs: int | None = None, tile_rows: int | None = None) -> ArrayConfig:
+    """The config of a build, ``FlexConfig``'s arguments: an ``AcceleratorConfig`` where
+    ``is_flexible`` says the fixed RTL runs it, else a ``FlexConfig``. Checked eagerly as
+    both are."""
+    modes = ModeSet.coerce(modes)
+    if is_flexible(modes, macs):
+        return FlexConfig(modes, rows, cols, width, signed, max_k, acc_width, macs, tile_rows)
+    return AcceleratorConfig(modes.mode(0), rows, cols, width, signed, max_k, acc_width,
+                             tile_rows)

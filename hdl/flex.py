@@ -25,7 +25,7 @@ a slot of the largest group size.
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal, Value, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import FlexConfig
@@ -206,11 +206,11 @@ class FlexPE(PE):
     ``LaneSelect`` instead of the fixed selector tree."""
 
     def __init__(self, config: FlexConfig):
+        """``PE`` for the dense twin's pattern (``macs:macs``: ``macs`` multipliers), with
+        its own signature: lanes and regions for operands (``src_loc_at``: located here)."""
         self.config = c = _check(config)
-        self.width, self.is_signed = c.width, c.signed
-        self.lanes = c.macs
-        self.acc_shape = c.acc_shape
-        wiring.Component.__init__(self, {
+        twin = c.dense_twin().pattern
+        super().__init__(twin, c.width, c.signed, c.acc_width, src_loc_at=1, signature={
             "en": In(1), "valid": In(1), "first": In(1), "last": In(1),
             "weights": In(lane_layout(c)),
             "acts": In(data.ArrayLayout(_region_layout(c), c.schedule.rows)),
@@ -288,18 +288,18 @@ class FlexAccelerator(HSSAccelerator):
     """
 
     def __init__(self, config: FlexConfig, *, shared: SharedModules | None = None):
-        self.config = c = _check(config)
-        self.shared = shared
-        wiring.Component.__init__(self, {
-            "weights": In(stream.Signature(flex_weight_beat_layout(c))),
-            "activations": In(stream.Signature(flex_act_beat_layout(c))),
-            "tiles": Out(stream.Signature(flex_tile_layout(c))),
-        })
+        """``HSSAccelerator``'s (the streams' layouts are the config's); ``src_loc_at=1``
+        locates the ports here, so that the RTL's ``src`` attributes name this file."""
+        super().__init__(config, shared=shared, src_loc_at=1)
+
+    @staticmethod
+    def _checked(config: FlexConfig) -> FlexConfig:
+        return _check(config)
 
     def _array(self):
         return FlexPEArray(self.config, shared=self.shared)
 
-    def _feed(self, m: Module, array, step, en):
+    def _feed(self, m: Module, array, step, en, first):
         s = self.config.schedule
         beat = self.weights.payload
         mode = beat.mode if self.config.modes.mode_bits else 0
@@ -319,7 +319,7 @@ class FlexAccelerator(HSSAccelerator):
         m.d.comb += [
             self.weights.ready.eq(self.activations.valid & en & beat_done),
             self.activations.ready.eq(self.weights.valid & en & beat_done),
-            array.en.eq(en), array.valid.eq(step), array.first.eq(self._first),
+            array.en.eq(en), array.valid.eq(step), array.first.eq(first),
             array.last.eq(last), array.mode.eq(mode), array.phase.eq(phase),
             array.weights.eq(beat.rows), array.acts.eq(self.activations.payload),
         ]

@@ -16,8 +16,8 @@ from hss import Pattern, pack_fields
 
 from .config import value_shape
 
-__all__ = ["offsets_layout", "group_layout", "act_group_layout", "sums_member", "pack_group",
-           "pack_values"]
+__all__ = ["offsets_layout", "group_layout", "act_group_layout", "act_beat_layout", "sums_member",
+           "pack_group", "pack_values"]
 
 
 def offsets_layout(pattern: Pattern) -> data.StructLayout:
@@ -37,6 +37,13 @@ def group_layout(pattern: Pattern, width: int, is_signed: bool) -> data.StructLa
 def act_group_layout(pattern: Pattern, width: int, is_signed: bool) -> data.ArrayLayout:
     """One dense group of S activations."""
     return data.ArrayLayout(value_shape(width, is_signed), pattern.group_size)
+
+
+def act_beat_layout(config) -> data.ArrayLayout:
+    """A fixed build's ``activations`` beat: one dense group per PE column, ``[cols][S]``
+    (a flexible build's is ``hdl.flex.flex_act_beat_layout``)."""
+    c = config
+    return data.ArrayLayout(act_group_layout(c.pattern, c.width, c.signed), c.cols)
 
 
 def sums_member(config):

@@ -101,35 +101,35 @@ class Accumulator(wiring.Component):
 class PE(wiring.Component):
     """One PE: a compressed weight group and a dense activation group per step.
 
-    Pipeline (advancing when ``en``): selection -> register (``selected``) -> multipliers
-    -> register -> adder tree -> register (``partial``) -> accumulator (``sum``,
-    combinational). ``sum_valid`` is high when ``sum`` holds a finished tile, i.e. the step
-    that carried ``last`` reached the accumulator, ``PE_LATENCY`` enabled cycles after it
-    was sampled. The tree and the accumulator adder get a stage each: together they were the
-    critical path.
+    Pipeline (advancing when ``en``): selection -> register (``selected``) -> multipliers ->
+    register -> adder tree -> register (``partial``) -> accumulator (``sum``, combinational).
+    ``sum_valid`` is high when ``sum`` holds a finished tile, i.e. the step that carried
+    ``last`` reached the accumulator, ``PE_LATENCY`` enabled cycles after it was sampled.
+    The tree and the accumulator adder get a stage each: together they were the critical path.
 
     Selection is rank by rank: the rank N-1 selector picks G(N-1) blocks of the group,
     each kept block feeds a rank N-2 selector, ..., down to rank 0 selectors that pick
     single activations for the multipliers. No selector is wider than one rank's H.
+    A subclass that selects otherwise gives its ``signature`` (``FlexPE``) and ``src_loc_at``.
     """
 
-    def __init__(self, pattern: Pattern, width: int, is_signed: bool, acc_width: int):
+    def __init__(self, pattern: Pattern, width: int, is_signed: bool, acc_width: int, *,
+                 signature: dict | None = None, src_loc_at: int = 0):
         if not isinstance(pattern, Pattern):
             raise TypeError(f"pattern must be an hss.Pattern, not {pattern!r}")
         _check_format(width, is_signed, acc_width)
         self.pattern, self.width, self.is_signed = pattern, width, is_signed
         self.lanes = pattern.slots          # multipliers
         self.acc_shape = value_shape(acc_width, is_signed)
-        value = value_shape(width, is_signed)
-        super().__init__({
+        super().__init__(signature if signature is not None else {
             "en": In(1), "valid": In(1), "first": In(1), "last": In(1),
             "weights": In(group_layout(pattern, width, is_signed)),
             "acts": In(act_group_layout(pattern, width, is_signed)),
-            "selected": Out(data.ArrayLayout(value, pattern.slots)),
+            "selected": Out(data.ArrayLayout(value_shape(width, is_signed), pattern.slots)),
             "partial": Out(self.acc_shape),
             "sum": Out(self.acc_shape),
             "sum_valid": Out(1),
-        })
+        }, src_loc_at=src_loc_at)
 
     def _select(self, m: Module) -> list[Value]:
         """Instantiate the selector tree; return the activation of each value slot."""

@@ -7,7 +7,8 @@ an ``amaranth-boards`` platform's clock, UART, LEDs and first button. The line i
 both included: the testbench's ``CYCLES``, as the ROMs never stall the streams),
 ``FAIL tile=T row=R col=C exp=E got=G`` for the first element that differs, or
 ``FAIL timeout cycles=N`` when the run is not over after its limit of N cycles (a hung
-accelerator would otherwise print nothing).
+accelerator would otherwise print nothing). Fixed and flexible builds alike
+(``hdl.accelerator_for``).
 """
 from __future__ import annotations
 
@@ -24,10 +25,9 @@ from amaranth.lib.wiring import In, Out
 from hss.packing import pack_fields
 from hss.selftest import FAIL_LINE, PASS_LINE, TIMEOUT_LINE
 
-from .config import FlexConfig
-from .flex import FlexAccelerator
+from .accelerator import accelerator_for
 from .stimulus import as_layers
-from .top import LATENCY, HSSAccelerator
+from .top import LATENCY
 
 __all__ = ["selftest_cycles", "baud_divisor", "UARTTx", "LinePrinter", "ROMStream",
            "TileChecker", "Stopwatch", "SelfTest", "SelfTestBoard", "rom_words"]
@@ -346,7 +346,7 @@ class SelfTest(wiring.Component):
         m = Module()
         c = self.config
         weights, acts, expected = rom_words(self.vectors)
-        accel = FlexAccelerator(c) if isinstance(c, FlexConfig) else HSSAccelerator(c)
+        accel = accelerator_for(c)
         m.submodules.accelerator = accel
         m.submodules.weights = w_rom = ROMStream(weights, len(Value.cast(accel.weights.payload)))
         m.submodules.acts = a_rom = ROMStream(acts, len(Value.cast(accel.activations.payload)))

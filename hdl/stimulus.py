@@ -13,7 +13,7 @@ import numpy as np
 
 import hss
 
-from .config import AcceleratorConfig, FlexConfig
+from .config import AcceleratorConfig, ArrayConfig, FlexConfig
 from .flex import flex_act_beat_layout, flex_row_layout, flex_weight_beat_layout
 from .layouts import pack_group, pack_values
 from .top import tile_layout, weight_beat_layout
@@ -32,7 +32,7 @@ class GemmVectors:
     ``steps_per_tile / steps_per_beat`` beats of each input stream. ``expected`` holds the golden Z (M, N); ``expected_tiles`` the same
     values per tile (rows, cols), zero where the tile overhangs M or N.
     """
-    config: AcceleratorConfig
+    config: ArrayConfig
     m: int
     k: int
     n: int
@@ -264,11 +264,11 @@ def flex_segment_vectors(config: FlexConfig, segments, A) -> GemmVectors:
                        mode=modes[0])
 
 
-def segment_vectors(config: AcceleratorConfig | FlexConfig, segments, A) -> GemmVectors:
+def segment_vectors(config: ArrayConfig, segments, A) -> GemmVectors:
     """A GEMM computed as segments (TASD terms), on either kind of build: ``segments`` =
     [(W_t, mode_t)], Z = ``sum_t W_t @ A``. See ``flex_segment_vectors``; a fixed build has
-    one mode (mode 0, or its pattern)."""
-    if isinstance(config, FlexConfig):
+    one mode (mode 0, or its pattern), its segments one tile over their concatenated K."""
+    if config.flexible:
         return flex_segment_vectors(config, segments, A)
     return _fixed_segment_vectors(config, segments, A)
 
@@ -297,7 +297,7 @@ def _fixed_segment_vectors(c: AcceleratorConfig, segments, A) -> GemmVectors:
     return replace(gemm_vectors(c, joined_w, joined_a), k=k)
 
 
-def unpack_tile(config: AcceleratorConfig, word: int) -> tuple[np.ndarray, bool]:
+def unpack_tile(config: ArrayConfig, word: int) -> tuple[np.ndarray, bool]:
     """A ``tiles`` payload of a one-beat tile as (Z tile (rows, cols) int64, overflow
     flag); ``unpack_tiles`` takes any number of beats per tile."""
     if config.tile_beats != 1:

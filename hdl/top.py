@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import PEArray
 from .config import AcceleratorConfig
-from .layouts import act_group_layout, group_layout
+from .layouts import group_layout
 from .pe import PE_LATENCY
 from .shared import SharedModules
 
@@ -70,30 +70,30 @@ class HSSAccelerator(wiring.Component):
 
     ``shared``: an ``hdl.shared.SharedModules`` named ``<top>.array`` makes the array
     instantiate shared modules (``PEArray``); they are known once the top is elaborated.
+    The streams' layouts are the config's (``config.weight_beat_layout()`` ...), so a
+    subclass keeps this constructor; ``src_loc_at`` as Amaranth's (``FlexAccelerator``).
     """
 
-    def __init__(self, config: AcceleratorConfig, *, shared: SharedModules | None = None):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        self.config = c = config
-        self.shared = shared
+    def __init__(self, config: AcceleratorConfig, *, shared: SharedModules | None = None,
+                 src_loc_at: int = 0):
+        self.config = c = self._checked(config)
         super().__init__({
-            "weights": In(stream.Signature(weight_beat_layout(c))),
-            "activations": In(stream.Signature(
-                data.ArrayLayout(act_group_layout(c.pattern, c.width, c.signed), c.cols))),
-            "tiles": Out(stream.Signature(tile_layout(c))),
-        })
+            "weights": In(stream.Signature(c.weight_beat_layout())),
+            "activations": In(stream.Signature(c.act_beat_layout())),
+            "tiles": Out(stream.Signature(c.tile_layout())),
+        }, src_loc_at=src_loc_at)
+        self.shared = shared
 
     def _array(self):
         return PEArray(self.config, shared=self.shared)
 
-    def _feed(self, m: Module, array, step, en):
-        """Drive the input readies and the array's data; return the signal that marks a
-        tile's last step. Here every step takes one beat of each stream."""
+    def _feed(self, m: Module, array, step, en, first):
+        """Drive the input readies and the array's data (``first``: this step starts a
+        tile); return the signal that marks a tile's last step. Here one step a beat."""
         m.d.comb += [
             self.weights.ready.eq(self.activations.valid & en),
             self.activations.ready.eq(self.weights.valid & en),
-            array.en.eq(en), array.valid.eq(step), array.first.eq(self._first),
+            array.en.eq(en), array.valid.eq(step), array.first.eq(first),
             array.last.eq(self.weights.payload.last),
             array.weights.eq(self.weights.payload.groups),
             array.acts.eq(self.activations.payload),
@@ -116,8 +116,8 @@ class HSSAccelerator(wiring.Component):
         m.d.comb += en.eq(~array.sum_valid | take)
 
         step = self.weights.valid & self.activations.valid & en
-        first = self._first = Signal(init=1, name="first")   # the next step starts a tile
-        last = self._feed(m, array, step, en)
+        first = Signal(init=1, name="first")   # the next step starts a tile
+        last = self._feed(m, array, step, en, first)
         with m.If(step):
             m.d.sync += first.eq(last)
 
@@ -167,3 +167,10 @@ class HSSAccelerator(wiring.Component):
                     m.d.comb += out.payload.z.eq(part)
         m.d.comb += [out.valid.eq(full), out.payload.overflow.eq(over),
                      out.payload.last.eq(at_last)]
+
+    @staticmethod
+    def _checked(config: AcceleratorConfig) -> AcceleratorConfig:
+        """``config``, if this top builds its kind (``FlexAccelerator``: a ``FlexConfig``)."""
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        return config

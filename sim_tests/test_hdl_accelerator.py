@@ -15,7 +15,11 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 
 import hss
-from hdl import LATENCY, AcceleratorConfig, HSSAccelerator
+from amaranth.hdl import Fragment
+
+from hdl import (LATENCY, AcceleratorConfig, FlexAccelerator, FlexConfig, HSSAccelerator,
+                 accelerator_for)
+from hdl.shared import SharedModules
 from hdl.top import last_beat_latency, tile_layout
 from hdl.stimulus import gemm_vectors, unpack_tiles
 from simkit import (WEIGHT_KINDS, activations, quiet_padding, run_gemms, value_limits, weights, wrap)
@@ -285,3 +289,40 @@ def test_gemm_vectors_rejects_a_nonconforming_weight():
     W = np.array([[1, 2, 3, 0]], np.int8)
     with pytest.raises(hss.ConformanceError, match="rank 0 block 0 has 3 nonzeros"):
         gemm_vectors(config, W, np.ones((4, 1), np.int8))
+
+
+@pytest.mark.parametrize("config,cls", [
+    (AcceleratorConfig("4:6,2:4", 2, 2), HSSAccelerator),
+    (FlexConfig("4:4|4:6,4:4|2:4", 2, 2), FlexAccelerator),
+    (FlexConfig("4:6,2:4", 2, 2, macs=4), FlexAccelerator),      # one mode, other lanes
+])
+def test_accelerator_for_builds_the_configs_top(config, cls):
+    with warnings.catch_warnings():  # the tops are never elaborated
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        top = accelerator_for(config)
+        assert type(top) is cls and top.config is config and top.shared is None
+        assert len(top.weights.payload.as_value()) == config.weight_beat_bits
+        assert len(top.activations.payload.as_value()) == config.act_beat_bits
+        assert top.tiles.payload.shape() == config.tile_layout()
+        shared = SharedModules("hss_accelerator.array")
+        assert accelerator_for(config, shared=shared).shared is shared
+        del top
+        gc.collect()
+
+
+def test_accelerator_for_rejects_a_non_config():
+    with pytest.raises(TypeError, match="config must be an AcceleratorConfig or a FlexConfig"):
+        accelerator_for("4:6,2:4")
+
+
+@pytest.mark.parametrize("config", [AcceleratorConfig("2:4", 2, 2),
+                                    AcceleratorConfig("2:4", 2, 2, tile_rows=1),
+                                    FlexConfig("4:4|2:4", 2, 2)])
+def test_elaborating_sets_no_attribute(config):
+    """Everything the top's elaboration needs is passed along, not kept on the component
+    (Amaranth itself only marks it used)."""
+    top = accelerator_for(config)
+    before = dict(vars(top))
+    Fragment.get(top, None)
+    assert vars(top).keys() == before.keys()
+    assert [k for k, v in before.items() if vars(top)[k] is not v] == ["_MustUse__used"]

@@ -1,13 +1,19 @@
 """The flexible build (``hdl.flex``) against the golden model: every mode of a set in one
 simulation, tiles of different modes back to back, with random gaps and back-pressure; the
 steering against ``hss.lanes``; cycles = steps + latency in every mode (all lanes busy)."""
+import gc
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
+from amaranth.hdl import UnusedElaboratable, Value
 from amaranth.sim import Simulator
 
 import hss
 from hdl.config import FlexConfig
-from hdl.flex import FLEX_LATENCY, FlexAccelerator, RowSteer
+from hdl.flex import FLEX_LATENCY, FlexAccelerator, FlexPE, RowSteer, lane_layout
+from hdl.pe import PE
 from hdl.stimulus import _flex_row_word, flex_gemm_vectors, flex_segment_vectors, unpack_tiles
 from simkit import activations, quiet_padding, run_gemms, weights
 
@@ -192,3 +198,20 @@ def test_tasd_segments_accumulate_into_one_tile(text, exact):
     vectors = [plain[0], seg, plain[1], seg, plain[2]]
     tiles, _, _ = simulate(config, vectors, idle=0.25, stall=0.25, seed=4)
     check(vectors, tiles)
+
+
+def test_flex_pe_is_the_dense_twins_pipeline_behind_lanes():
+    """``FlexPE`` goes through ``PE``'s constructor: the pipeline of ``macs:macs`` (one
+    value per multiplier), its own operand ports; those, like the top's, are located in
+    ``hdl/flex.py`` (the RTL's ``src`` attributes name them there)."""
+    c = FlexConfig(HIGHLIGHT, 2, 2)
+    with warnings.catch_warnings():  # the components are never elaborated
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        pe, top = FlexPE(c), FlexAccelerator(c)
+        assert isinstance(pe, PE) and pe.pattern == c.dense_twin().pattern
+        assert (pe.lanes, pe.width, pe.is_signed, pe.acc_shape) == (c.macs, 8, True, c.acc_shape)
+        assert pe.weights.shape() == lane_layout(c)
+        for value in (pe.en, Value.cast(pe.weights), Value.cast(top.weights.payload)):
+            assert Path(value.src_loc[0]).parts[-2:] == ("hdl", "flex.py")
+        del pe, top
+        gc.collect()
