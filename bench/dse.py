@@ -269,10 +269,7 @@ def _cached_area(verilog: str, work: Path, cache: Path | None) -> dict:
 
 def _summarize(r: dict, fast_area: dict | None) -> dict:
     """The row's numbers from gen's report.json (and the fast area when screening)."""
-    if r.get("flexible"):
-        densities = [Fraction(m["density"]) for m in r["modes"]]
-    else:
-        densities = [Fraction(r["density"])]
+    densities = [Fraction(m["density"]) for m in r["modes"]]
     area = fast_area or r.get("area")
     d = area["design"] if area else {}
     t = area["dense_twin"] if area else {}

@@ -13,6 +13,7 @@ written).
 """
 from __future__ import annotations
 
+import shlex
 import signal
 import sys
 import threading
@@ -23,6 +24,7 @@ import synth
 from synth import tools
 
 from .board import BoardMisfit, check_board
+from .fusesoc import core_name
 from .inputs import InputError
 from .options import Options, build_parser
 from .outdir import OutputBusy, OutputFolder, OutputLock
@@ -128,5 +130,23 @@ def execute(options: Options | None = None, *, argv=None) -> int:
             raise
         finally:
             lock.release()
-    print(f"{'PASS' if status == 0 else 'FAIL'}: results in {plan.out}", flush=True)
+    for line in _pointers(plan):
+        print(line)
+    print(f"{_verdict(plan, status)}: results in {plan.out}", flush=True)
     return status
+
+
+def _verdict(plan, status: int) -> str:
+    """The run's last line: what was done, not a PASS for a testbench that never ran."""
+    if plan.options.sim == "none":
+        return "generated (not simulated)"
+    return "PASS" if status == 0 else "FAIL"
+
+
+def _pointers(plan) -> list[str]:
+    """Where the run's results are: the report, the testbench, the FuseSoC core."""
+    name = plan.default_name()
+    tb = plan.out / "tb"
+    return [f"  report: {plan.out / 'report.md'} (report.json for machines)",
+            f"  testbench: {tb} (make -C {shlex.quote(str(tb))} sim-verilator, or sim-icarus)",
+            f"  FuseSoC core: {core_name(name)} ({plan.out / (name + '.core')})"]

@@ -14,7 +14,7 @@ from .board import board_stage
 from .emit import DECOMPRESSOR, TOP, emit_verilog, manifest, tool_versions, write_json
 from .fusesoc import write_core
 from .progress import Progress
-from .report import build_report, write_report
+from .report import build_report, summary, write_report
 from .simulate import needed_tools, simulate
 from .synth_cache import cache_key, cached
 from .testbench import write_testbench
@@ -165,7 +165,7 @@ def _stages(plan, work: Path, progress: Progress) -> int:
     if area is not None:
         write_report(work / "synth", report, area_only=True)
     progress.done("report.md, report.json")
-    for line in report["summary"]:
+    for line in summary(report, plan.out):
         print("  " + line)
     return status
 

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 
 import hss
-from hdl import AcceleratorConfig
-from hdl.config import FlexConfig
-from hdl.stimulus import flex_gemm_vectors, gemm_vectors, segment_vectors
+from hdl.config import build_config, is_flexible
+from hdl.stimulus import segment_vectors
 
 from synth.tools import cores
 
@@ -52,6 +51,11 @@ class Layer:
     source: dict            # where it came from, for config.json
     tasd: hss.TASDResult | None = None
     term_modes: tuple[int, ...] = ()
+    #: ``--prune``: the one-term decomposition that projected the user's W onto the mode
+    #: (its ``error`` is the relative Frobenius error the pruning introduced, TASD's measure)
+    pruned: hss.TASDResult | None = None
+    #: ``--tasd auto``: what the choice weighed (``hss.tasd.Choice``)
+    choice: hss.tasd.Choice | None = None
 
     @property
     def k(self) -> int:
@@ -75,7 +79,7 @@ class Layer:
 
 
 def _describe(config) -> str:
-    what = config.pattern if isinstance(config, AcceleratorConfig) else config.modes
+    what = config.modes
     return f"--ranks {what} on {config.rows}x{config.cols} PEs, int{config.width}"
 
 
@@ -97,16 +101,25 @@ def _check_size(config, layers=()) -> None:
                              f"{MAX_VECTOR_BYTES // 2**20:,} MiB")
 
 
-def _config(modes: hss.ModeSet, flexible: bool, o: Options, max_k=4096, acc_width=None):
-    """The config's own eager checks, reported as bad input."""
+def _config(modes: hss.ModeSet, o: Options, max_k=4096, acc_width=None):
+    """The build's config (``hdl.config.build_config``), its eager checks reported as bad
+    input."""
     try:
-        if not flexible:
-            return AcceleratorConfig(modes.mode(0), o.rows, o.cols, o.width,
-                                     o.signed, max_k, acc_width, o.tile_rows)
-        return FlexConfig(modes, o.rows, o.cols, o.width, o.signed, max_k,
-                          acc_width, o.macs, o.tile_rows)
+        return build_config(modes, o.rows, o.cols, o.width, o.signed, max_k, acc_width, o.macs,
+                            o.tile_rows)
     except (TypeError, ValueError) as e:           # hss.lanes.LaneError is a ValueError
         raise InputError(str(e)) from None
+
+
+def _conforms_or_advise(W, pattern: hss.Pattern) -> None:
+    """``hss.check_conforms``, its error saying what to do with weights that break the
+    pattern (dense weights, typically)."""
+    try:
+        hss.check_conforms(W, pattern, "W")
+    except hss.ConformanceError as e:
+        raise InputError(f"{e}: pass --prune to project W onto {pattern} (the run reports the "
+                         f"error it introduces), or --tasd auto to decompose W into modes of "
+                         f"the build") from None
 
 
 class Plan:
@@ -124,10 +137,9 @@ class Plan:
         except hss.energy.EnergyError as e:
             raise InputError(str(e)) from None
         self._decomposing = bool(o.tasd)
-        self.flexible = not modes.is_single or (o.macs is not None
-                                                and o.macs != modes.mode(0).slots)
+        self.flexible = is_flexible(modes, o.macs)
         self.modes = modes
-        self._base = base = _config(modes, self.flexible, o)
+        self._base = base = _config(modes, o)
         _check_size(base)
         if o.weights:
             self.layers = [self._user_layer(base, i, w, a, o.mode, o.prune)
@@ -150,7 +162,7 @@ class Plan:
             raise InputError(f"layer {i}: --tasd {layer.label} streams K={layer.k} once per "
                              f"term into the same accumulators ({self._accumulated_k(layer)} "
                              f"padded in all), more than --max-k {max_k} sizes them for")
-        self.config = _config(modes, self.flexible, o, max_k, o.acc_width)
+        self.config = _config(modes, o, max_k, o.acc_width)
         _check_size(self.config, [s for layer in self.layers
                                   for s in self._shapes(self.config, layer)])
         self.targets = list(o.target)
@@ -176,7 +188,7 @@ class Plan:
         return o.replace(**changes)
 
     def _per_beat(self, config, mode: int) -> int:
-        return config.schedule.groups_per_beat(mode) if self.flexible else 1
+        return config.groups_per_beat(mode)
 
     def _shapes(self, config, layer: Layer) -> list[tuple]:
         """(M, K, N, pattern, groups per beat) of each segment, for ``_check_size``."""
@@ -191,8 +203,7 @@ class Plan:
             return layer.padded_k
         total = 0
         for _, mode in layer.segments:
-            unit = self.modes.mode(mode).group_size * (
-                self._per_beat(self._base, mode) if self.flexible else 1)
+            unit = self.modes.mode(mode).group_size * self._per_beat(self._base, mode)
             total += -(-layer.k // unit) * unit
         return total
 
@@ -213,14 +224,16 @@ class Plan:
     def _decomposed(self, base, i: int, layer: Layer, o) -> Layer:
         """The layer as the TASD decomposition ``--tasd`` names (or ``auto`` chooses)."""
         spec = o.tasd[i if len(o.tasd) > 1 else 0]
-        macs = base.macs if self.flexible else base.pattern.slots
+        macs = base.macs
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", hss.PaddingWarning)
+                choice = None
                 if spec.strip() == "auto":
-                    result = hss.tasd.choose(
+                    choice = hss.tasd.explain_choice(
                         layer.W, hss.tasd.candidates(self.modes, o.tasd_terms or 2),
                         DEFAULT_MAX_ERROR if o.max_error is None else o.max_error, macs)
+                    result = choice.result
                 else:
                     result = hss.decompose(layer.W, hss.Decomposition.parse(spec))
                 term_modes = self._term_modes(result.decomposition)
@@ -231,7 +244,7 @@ class Plan:
             source.update(max_error=DEFAULT_MAX_ERROR if o.max_error is None
                           else o.max_error, tasd_terms=o.tasd_terms or 2)
         return Layer(layer.W, layer.A, term_modes[0], self.modes.mode(term_modes[0]), source,
-                     result, term_modes)
+                     result, term_modes, choice=choice)
 
     def _term_modes(self, d: hss.Decomposition) -> tuple[int, ...]:
         modes = []
@@ -280,11 +293,13 @@ class Plan:
             mode = self._fastest_conforming(W)
         pattern = self.modes.mode(mode)
         if prune:
-            W = hss.prune(W, pattern)
-        else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", hss.PaddingWarning)
-                hss.check_conforms(W, pattern, "W")
+                pruned = hss.decompose(W, pattern)
+            return Layer(pruned.terms[0], A, mode, pattern, source, pruned=pruned)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", hss.PaddingWarning)
+            _conforms_or_advise(W, pattern)
         return Layer(W, A, mode, pattern, source)
 
     def _fastest_conforming(self, W) -> int:
@@ -296,19 +311,17 @@ class Plan:
             if not fits:
                 densest = max(range(len(self.modes)),
                               key=lambda m: self.modes.mode(m).density)
-                hss.check_conforms(W, self.modes.mode(densest), "W")   # names the offender
+                _conforms_or_advise(W, self.modes.mode(densest))    # names the offender
         return min(fits, key=lambda m: (self.modes.mode(m).density, m))
 
     def vectors(self) -> list:
-        """Each layer's GEMM as beats for the array (``hdl.stimulus``): a TASD layer's terms
-        as segments, a flexible build's layer in its mode; the testbench and the board's
-        self-test run these."""
-        c = self.config
+        """Each layer's GEMM as beats for the array (``hdl.stimulus.segment_vectors``): a
+        layer is one segment in its mode, a TASD layer one segment per term; the testbench
+        and the board's self-test run these."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", hss.PaddingWarning)
-            return [segment_vectors(c, layer.segments, layer.A) if layer.tasd is not None
-                    else flex_gemm_vectors(c, layer.W, layer.A, layer.mode) if self.flexible
-                    else gemm_vectors(c, layer.W, layer.A) for layer in self.layers]
+            return [segment_vectors(self.config, layer.segments, layer.A)
+                    for layer in self.layers]
 
     def default_name(self) -> str:
         """``build/<config name>`` for a default run; a run whose options change what is

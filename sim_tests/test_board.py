@@ -388,7 +388,7 @@ def test_board_report(tmp_path, monkeypatch):
     assert list(json.loads((tmp_path / "board" / "report.json").read_text()))[-1] == "board"
     md_plain = (tmp_path / "plain" / "report.md").read_text()
     md = (tmp_path / "board" / "report.md").read_text()
-    assert md.startswith(md_plain + "## On the board\n")
+    assert md.startswith(md_plain + "\n## On the board\n")
     assert "Program it with `openFPGALoader --board ulx3s board/top.bit`" in md
     assert "must then print `PASS cycles=36` (`FAIL timeout cycles=1144` if it hangs)" in md
     assert "| LUT4 | 857 | 12,000 |" in md and "| Fmax (MHz, nextpnr) / board clock | " \

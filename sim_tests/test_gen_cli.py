@@ -35,7 +35,7 @@ def test_default_pattern_verilator_with_area(tmp_path):
     assert report["testbench"]["passed"] and report["testbench"]["simulator"] == "verilator"
     tb = report["testbench"]
     assert tb["cycles"] == tb["ideal_cycles"] + report["latency"]
-    assert tb["ideal_cycles"] == report["gemm"]["steps"]
+    assert tb["ideal_cycles"] == report["layers"][0]["steps"]
     design, twin = report["area"]["design"], report["area"]["dense_twin"]
     # the dense twin has no selectors; the design has some at both ranks
     assert not any(k.startswith("selectors") and v for k, v in
@@ -77,7 +77,7 @@ def test_patterns_simulate(tmp_path, ranks, sim):
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["testbench"]["passed"]
-    assert report["testbench"]["cycles"] == report["gemm"]["steps"] + report["latency"]
+    assert report["testbench"]["cycles"] == report["layers"][0]["steps"] + report["latency"]
     config = json.loads((out / "config.json").read_text())
     W, A = _random_operands_like(config)
     assert (read_z(out / "tb" / "z_out.txt", *W.shape[:1], A.shape[1]) == W @ A).all()
@@ -109,7 +109,7 @@ def test_user_tensors_uneven_shapes(tmp_path):
     assert "zero-padded to 72" in r.stdout
     z = read_z(out / "tb" / "z_out.txt", m, n)
     np.testing.assert_array_equal(z, W.astype(np.int64) @ A.astype(np.int64))
-    assert json.loads((out / "report.json").read_text())["gemm"]["tiles"] == 3 * 3
+    assert json.loads((out / "report.json").read_text())["layers"][0]["tiles"] == 3 * 3
 
 
 def test_prune_option_projects_user_weights(tmp_path):

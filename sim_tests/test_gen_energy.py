@@ -103,7 +103,7 @@ def test_impossible_rtl_counts_fall_back_to_the_golden_ones():
 
     from gen.options import Options
     from gen.plan import Plan
-    from gen.report import _energy
+    from gen.results import _run_energy
     from hdl.stimulus import gemm_vectors
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -112,6 +112,7 @@ def test_impossible_rtl_counts_fall_back_to_the_golden_ones():
         vectors = [gemm_vectors(plan.config, l.W, l.A) for l in plan.layers]
     sim = types.SimpleNamespace(layer_cycles=[1], layer_actions=[
         {"wbeats": 1, "abeats": 1, "tiles": 1, "steps": 1, "nonzero": 999}])
-    e = _energy(plan, vectors, sim)
-    assert e["rtl_counts_match_golden"] is False and e["layers"][0]["counts"] == "golden"
-    assert e["total"]["design"]["steps"] == vectors[0].steps
+    e = _run_energy(plan, vectors, sim)
+    assert e.rtl_counts_match_golden is False and e.layers[0].counts == "golden"
+    assert e.design.steps == vectors[0].steps
+    assert e.to_json()["layers"][0]["counts"] == "golden"

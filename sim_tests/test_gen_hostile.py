@@ -384,7 +384,7 @@ def test_path_with_spaces_and_specials(tmp_path, sim):
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["testbench"]["passed"]
-    assert report["testbench"]["cycles"] > report["gemm"]["steps"] + report["latency"]
+    assert report["testbench"]["cycles"] > report["layers"][0]["steps"] + report["latency"]
     assert report["area"]["design"]["generic"]["nand2_eq"] > 0
     assert leftovers(out.parent) == ["o's"]
 

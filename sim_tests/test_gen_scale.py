@@ -148,15 +148,39 @@ def test_scale_targets_are_judged():
 
 
 def test_report_states_the_composition():
-    from gen.report import _composed_ecp5_md, _composed_generic_md
-    assert _composed_generic_md({}, {}) == [] and _composed_ecp5_md({}, {}) == []
-    generic = {"composed": {"distinct_modules": 9, "modules": 2306, "instances": 2305,
-                            "flat_equivalent": False}}
-    lines = _composed_generic_md(generic, {})
-    assert len(lines) == 2 and "9 distinct modules" in lines[0] and "2,305" in lines[0]
-    ecp5 = {"composed": {"kept_modules": 4, "kept_instances": 256, "flat_equivalent": False}}
-    lines = _composed_ecp5_md({}, ecp5)
-    assert "dense twin" in lines[0] and "256 PEs" in lines[0] and "upper bound" in lines[1]
+    """Area composed from distinct modules says so in report.md, for the design and for its
+    dense twin, NAND2 and ECP5 alike; a flat count says nothing of the kind."""
+    import warnings
+
+    from gen.options import Options
+    from gen.plan import Plan
+    from gen.report import markdown
+    from gen.results import build_report
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plan = Plan(Options.from_argv(["--ranks", "2:4", "--rows", "1", "--cols", "1",
+                                       "--sim", "none", "--no-synth"]))
+        vectors = plan.vectors()
+
+    def flows(composed_generic=None, composed_ecp5=None):
+        generic = {"nand2_eq": 100.0, "flip_flops": 10, "transistors": 400,
+                   "selector_share": 0.1, "breakdown": {"multipliers": 100.0}}
+        ecp5 = {"lut4": 10, "ff": 4, "mult18x18d": 1, "ccu2c": 2}
+        return {"generic": generic | ({"composed": composed_generic} if composed_generic
+                                     else {}),
+                "ecp5": ecp5 | ({"composed": composed_ecp5} if composed_ecp5 else {})}
+    generic = {"distinct_modules": 9, "modules": 2306, "instances": 2305,
+               "flat_equivalent": False}
+    ecp5 = {"kept_modules": 4, "kept_instances": 256, "flat_equivalent": False}
+    md = markdown(build_report(plan, vectors, None, {"design": flows(generic),
+                                                     "dense_twin": flows(None, ecp5)}))
+    assert "NAND2 area of the accelerator composed" in md and "9 distinct modules" in md
+    assert "2,305 module instances" in md and "NAND2 area of its dense twin" not in md
+    assert "ECP5 resources of its dense twin composed" in md and "256 PEs" in md
+    assert "upper bound" in md
+    flat = markdown(build_report(plan, vectors, None, {"design": flows(),
+                                                       "dense_twin": flows()}))
+    assert "composed" not in flat and "ECP5 (Yosys synth_ecp5, flattened)" in flat
 
 
 def test_shared_modules_keep_the_area(monkeypatch, tmp_path):

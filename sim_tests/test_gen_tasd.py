@@ -96,7 +96,7 @@ def test_fixed_build_runs_terms_as_segments_exactly(tmp_path):
     [layer] = report["layers"]
     assert layer["tasd"]["exact"] and layer["tasd"]["error"] == 0
     assert layer["steps"] == layer["tiles"] * 2 * 8           # 2 terms x ceil(30/4) groups
-    assert "## Layers" in (out / "report.md").read_text()
+    assert "### TASD" in (out / "report.md").read_text()
 
 
 def test_random_dense_layer_per_tasd(tmp_path):
