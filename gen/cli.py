@@ -22,12 +22,13 @@ import warnings
 import hss
 import synth
 from synth import tools
+from synth.tools import cores
 
 from .board import BOARDS, BoardMisfit, check_board
 from .inputs import InputError
 from .outdir import OutputBusy, OutputFolder, OutputLock
 from .pipeline import ToolMissing, check_tools, run
-from .plan import Plan, cores
+from .plan import Plan
 from .simulate import SimError
 
 __all__ = ["main", "build_parser"]

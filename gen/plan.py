@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,11 @@ import hss
 from hdl import AcceleratorConfig
 from hdl.config import FlexConfig
 from hdl.stimulus import flex_gemm_vectors, gemm_vectors, segment_vectors
+from synth.tools import cores
 
 from .inputs import InputError, file_sha256, load_matrix, random_operands
 
-__all__ = ["Plan", "Layer", "cores", "MAX_NAND2_EQ", "MAX_VECTOR_BYTES"]
+__all__ = ["Plan", "Layer", "MAX_NAND2_EQ", "MAX_VECTOR_BYTES"]
 
 TARGETS = ("generic", "ecp5", "ice40")
 
@@ -40,14 +40,6 @@ MAX_VECTOR_BYTES = 1 << 30
 #: terms of a 12-mode set are 20,736 candidates: more than a run should decompose.
 DEFAULT_MAX_ERROR = 0.01
 MAX_TASD_TERMS = 3
-
-
-def cores() -> int:
-    """The cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

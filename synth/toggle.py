@@ -67,7 +67,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -331,7 +330,6 @@ def _instrument(text: str, net: dict, lib: dict, clock: str):
 
 # ---- 3. simulation ----------------------------------------------------------------------
 
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./+@-]+\Z")
 _CYCLES = re.compile(r"^\s*CYCLES (-?\d+)", re.M)
 
 
@@ -361,13 +359,6 @@ def _run_step(argv, cwd: Path, log, what: str, timeout, env=None,
     return time.monotonic() - t0
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _simulate(sim_dir: Path, simulator: str, plusargs, timeout, jobs) -> tuple[str, float, float]:
     log_path = sim_dir / f"sim-{simulator}.log"
     sources = ["tb.sv", "netlist_toggle.v", "cells_sim.v"]
@@ -380,19 +371,15 @@ def _simulate(sim_dir: Path, simulator: str, plusargs, timeout, jobs) -> tuple[s
                             "vvp gate-level simulation", timeout, check=False)
         else:
             found = {n: tools.find(n) for n in ("verilator", "make", "perl", "c++")}
-            scratch = None
-            mdir = "obj_dir"
-            if not _PLAIN_PATH.match(str(sim_dir)):       # Verilator's makefiles refuse it
-                scratch = Path(tempfile.mkdtemp(prefix="hss-toggle-verilator."))
-                mdir = str(scratch)
-            else:
-                (sim_dir / mdir).mkdir(exist_ok=True)
-            env = tools.child_env({"TMPDIR": str(scratch or sim_dir / mdir)})
-            try:
+            # Verilator's makefiles refuse some paths: then it builds in a scratch folder
+            with tools.build_folder(sim_dir, "hss-toggle-verilator.") as scratch:
+                mdir = str(scratch) if scratch is not None else "obj_dir"
+                if scratch is None:
+                    (sim_dir / mdir).mkdir(exist_ok=True)
+                env = tools.child_env({"TMPDIR": str(scratch or sim_dir / mdir)})
                 build = _run_step([
-                    *found["verilator"].argv, "--binary", "-j", str(jobs or _cpus()),
-                    "--output-split", "0", "--timescale", "1ns/1ps", "--top-module", "tb",
-                    "-Wno-WIDTH", "-Wno-fatal", "-o", "Vtb", "--Mdir", mdir,
+                    *found["verilator"].argv,
+                    *tools.verilator_flags(jobs=jobs or tools.cores()), "--Mdir", mdir,
                     # -O0: the build of a gate netlist takes 1/6 of the time at -Os, and
                     # the run is still microseconds per cycle
                     "-MAKEFLAGS", f"PYTHON3={sys.executable}", "-MAKEFLAGS", "OPT_FAST=-O0",
@@ -401,9 +388,6 @@ def _simulate(sim_dir: Path, simulator: str, plusargs, timeout, jobs) -> tuple[s
                 if scratch is not None:
                     (sim_dir / "obj_dir").mkdir(exist_ok=True)
                     shutil.copy2(scratch / "Vtb", sim_dir / "obj_dir" / "Vtb")
-            finally:
-                if scratch is not None:
-                    shutil.rmtree(scratch, ignore_errors=True)
             run = _run_step([str(sim_dir / "obj_dir" / "Vtb"), *plusargs], sim_dir, log,
                             "verilator gate-level simulation", timeout, check=False)
     return log_path.read_text(errors="replace"), build, run
