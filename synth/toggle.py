@@ -71,7 +71,7 @@ import time
 from pathlib import Path
 
 from . import tools
-from .flows import _clean, _top_arg, area_mapping, summarize_area
+from .flows import area_mapping, clean_name, summarize_area, top_arg
 from .yosys import TRANSISTORS, SynthError, liberty_cells, liberty_path, run_yosys
 
 __all__ = ["toggle_energy", "gate_netlist", "liberty_energies", "cells_sim_path",
@@ -157,7 +157,7 @@ def gate_netlist(verilog: str, top: str, workdir: str | os.PathLike, *, fast: bo
     count}), "cell_count", "flip_flops", "nand2_eq", "transistors"}``; the area figures are
     those ``area_nand2`` reports for the same design. ``fast``: as in ``area_nand2``.
     """
-    top = _top_arg(top)
+    top = top_arg(top)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "design.v").write_text(verilog)
@@ -203,7 +203,7 @@ _ASSIGN = re.compile(r"^  assign (\S+(?: \[\d+\])?)\s*= (\S+(?: \[\d+\])?)\s*;$"
 def _parse_netlist(text: str, top: str) -> dict:
     """The cell instances of a ``write_verilog`` netlist: ``{"cells": [(type, name, {pin:
     expr})], "aliases": [(lhs, rhs)]}`` (single-bit ``assign``s), for the one module ``top``."""
-    modules = [_clean(m.group(1).strip()) for m in _MODULE.finditer(text)]
+    modules = [clean_name(m.group(1).strip()) for m in _MODULE.finditer(text)]
     if modules != [top]:
         raise SynthError(f"expected one flat module {top!r} in the netlist, found {modules}")
     cells, aliases = [], []
@@ -447,7 +447,7 @@ def toggle_energy(verilog: str, top: str, tb_dir: str | os.PathLike,
             raise ValueError(f"macs must be a positive integer, not {macs!r}")
         macs = operator.index(macs)
     workdir = Path(workdir).resolve()
-    if netlist is not None and netlist["top"] != _top_arg(top):
+    if netlist is not None and netlist["top"] != top_arg(top):
         raise ValueError(f"the netlist is of {netlist['top']!r}, not {top!r}")
     # every tool first: a missing one fails before minutes of synthesis
     needed = ("iverilog", "vvp") if simulator == "icarus" else ("verilator", "make", "perl", "c++")
