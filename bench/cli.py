@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from gen.plan import cores
+from synth.tools import cores
 
 from .common import RESULTS, machine
 

@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import stat
 import sys

@@ -90,13 +90,13 @@ class GCTimer:
 
 def elaborate(work: Path, cfg: dict) -> dict:
     from amaranth.hdl import _ir
-    from gen.emit import SHARE_MODULES_ABOVE_PES, _fewer_collections
+    from gen.emit import SHARE_MODULES_ABOVE_PES, fewer_collections
     from hdl import HSSAccelerator
     from hdl.shared import SharedModules
     config = _config(cfg)
     shared = SharedModules(f"{TOP}.array") \
         if config.rows * config.cols > SHARE_MODULES_ABOVE_PES else None
-    with _fewer_collections(), GCTimer() as gct:
+    with fewer_collections(), GCTimer() as gct:
         t0 = time.perf_counter()
         dut = HSSAccelerator(config, shared=shared)
         fragment = _ir.Fragment.get(dut, None)

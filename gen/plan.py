@@ -26,7 +26,7 @@ from synth.tools import cores
 from .inputs import InputError, file_sha256, load_matrix, random_operands
 from .options import DEFAULT_MAX_ERROR, Options
 
-__all__ = ["Plan", "Layer", "cores", "MAX_NAND2_EQ", "MAX_VECTOR_BYTES"]
+__all__ = ["Plan", "Layer", "MAX_NAND2_EQ", "MAX_VECTOR_BYTES"]
 
 #: Builds above this estimate are refused before elaboration: about 1.6x a 64x64 array of
 #: 8-multiplier int8 PEs (37 M NAND2-eq), the largest array the project targets. Elaboration

@@ -3,6 +3,9 @@ import os
 import pytest
 from hypothesis import settings
 
+# golden/ holds emitted build folders (each tb/ has a test_cocotb.py), not tests of this suite
+collect_ignore = ["golden"]
+
 # CI profile: deterministic and bounded, so the suite's time is predictable on 2 cores.
 settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=60, deadline=None)

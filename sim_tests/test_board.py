@@ -271,10 +271,9 @@ def verilated(tmp_path_factory):
                      for name, rom in (("good", v), ("bad", corrupted(v))))
     (d / "selftest.v").write_text(text)
     (d / "harness.sv").write_text(HARNESS % {"div": DIVISOR})
-    argv = [*tools.find("verilator").argv, "--binary", "--output-split", "0",
-            "--timescale", "1ns/1ps", "--top-module", "harness", "-Wno-WIDTH", "-Wno-fatal",
-            "-o", "Vharness", "-j", "2", "-MAKEFLAGS", f"PYTHON3={sys.executable}",
-            "harness.sv", "selftest.v"]
+    argv = [*tools.find("verilator").argv,
+            *tools.verilator_flags(jobs=2, top="harness", binary="Vharness"),
+            "-MAKEFLAGS", f"PYTHON3={sys.executable}", "harness.sv", "selftest.v"]
     with open(d / "build.log", "w") as log:
         done = tools.run(argv, cwd=d, what="verilator", stdout=log, timeout=600)
     assert done.returncode == 0, (d / "build.log").read_text()[-3000:]

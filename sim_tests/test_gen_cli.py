@@ -277,6 +277,6 @@ def test_elaboration_collects_less_and_restores_the_collector():
     assert seen and set(seen) == {emit._ELABORATION_GC_THRESHOLD}
     assert gc.get_threshold() == before
     with pytest.raises(RuntimeError):
-        with emit._fewer_collections():
+        with emit.fewer_collections():
             raise RuntimeError
     assert gc.get_threshold() == before

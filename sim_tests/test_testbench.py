@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -281,6 +282,33 @@ def test_cocotb_honours_the_stalls_variable(run, project, tmp_path, monkeypatch)
     with pytest.raises(SimError):
         simulate(tmp_path / "tb", "cocotb-icarus")
     assert "STALLS must be off or a decimal seed" in r.log.read_text()
+
+
+def test_cocotb_runs_from_the_folder_alone(run, project, tmp_path):
+    """The folder's test_cocotb.py and tbkit.py need only cocotb: with hss-gen's packages
+    unimportable (in the runner and in the simulator's Python), ``STALLS=7 python
+    test_cocotb.py icarus`` passes with the CYCLES and seeds of tb.sv under Verilator
+    (a case whose tiles leave in two beats: the LAST check too)."""
+    base, v = project["split"]
+    tb_sv = run("split", "tb", "verilator", stalls=7)
+    with _lock((base / "tb").with_suffix(".lock")):
+        shutil.copytree(base / "rtl", tmp_path / "rtl")
+        shutil.copytree(base / "tb", tmp_path / "tb",
+                        ignore=shutil.ignore_patterns("sim_build-*", "__pycache__", "obj_dir"))
+    blocked = tmp_path / "blocked"
+    for package in ("gen", "hdl", "synth", "hss", "bench"):
+        (blocked / package).mkdir(parents=True)
+        (blocked / package / "__init__.py").write_text(
+            f"raise ImportError('a testbench folder must not import {package}')\n")
+    env = dict(os.environ, PYTHONPATH=str(blocked), STALLS="7")
+    r = subprocess.run([sys.executable, "test_cocotb.py", "icarus"], cwd=tmp_path / "tb",
+                       env=env, capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and re.search(r"^PASS$", out, re.M), out[-3000:]
+    cycles = re.search(r"\bCYCLES (\d+) IDEAL", out)
+    assert cycles and int(cycles.group(1)) == tb_sv.cycles > v.steps + last_beat_latency(v.config)
+    assert _stalls_line(tb_sv.log) in out
+    np.testing.assert_array_equal(_z(tmp_path / "tb" / "z_out_cocotb.txt", v), v.expected)
 
 
 def test_deterministic_and_relocatable(tmp_path):

@@ -5,7 +5,7 @@ beats taken and the PE steps they took, and prints ``ACTIONS <l> WBEATS <n> ABEA
 TILES <n> NONZERO <n> STEPS <n>``; ``gen.simulate`` parses them into
 ``SimResult.layer_actions``.
 
-Expected numbers are computed here from the vectors, independently of gen/testbench.py's
+Expected numbers are computed here from the vectors, independently of gen.testbench's (tbkit's)
 bit arithmetic: beats and tiles from ``GemmVectors``, nonzeros by unpacking each beat with
 its Amaranth layout (``simkit.unpack``), steps as ``GemmVectors.steps``; and, independently
 of any payload decoding, from W itself: a layer's NONZERO is ``nnz(W)`` once per column tile

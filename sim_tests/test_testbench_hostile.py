@@ -7,6 +7,7 @@ to the folder), on a 1x1 array and two tiles, so each Verilator build takes a fe
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -177,6 +178,19 @@ def test_odd_folder_path_with_cocotb(tmp_path, design):
     assert r.cycles == _report(icarus)
 
 
+def test_odd_folder_path_with_cocotb_verilator(tmp_path, design, monkeypatch):
+    """cocotb on Verilator: the build options from tb_params.json (synth.tools'), and a
+    scratch folder for a path Verilator's makefiles refuse, removed afterwards."""
+    tb = _folder(tmp_path / "my build (v2)", design, stall_seed=5)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    r = simulate(tb, "cocotb-verilator")
+    assert r.passed, r.log.read_text()
+    assert r.cycles == _report(_make(tb, "sim-icarus").stdout)
+    assert not any((tmp_path / "tmp").iterdir()), "scratch folders left behind"
+    assert not (tb / "sim_build-verilator").exists()
+
+
 # ---- tools.mk: a plain shell without the venv -----------------------------------------
 
 def test_tools_mk_runs_from_a_shell_without_the_venv(tmp_path, design):
@@ -228,11 +242,16 @@ SEEDS = [0, 1, 3, 2**31 - 1, 2**31, 0x9E3779B1, 2**32 - 2, 2**32 - 1]
 
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_seed_derivation_matches_python(built, sim):
-    """tb.sv's stall_seed_of (32-bit wrap-around, xorshift rounds) against stall_seeds()."""
+    """tb.sv's stall_seed_of (32-bit wrap-around, xorshift rounds) against stall_seeds(),
+    the generator's and the folder's copy of tbkit (which test_cocotb.py uses)."""
+    spec = importlib.util.spec_from_file_location("tbkit_copy", built / "tbkit.py")
+    kit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kit)
     for seed in SEEDS:
         out = subprocess.run(RUN[sim] + [f"+stalls={seed}", "+load_only"], cwd=built,
                              capture_output=True, text=True, check=True).stdout
         want = " ".join(f"{x:08x}" for x in stall_seeds(seed))
+        assert kit.stall_seeds(seed) == stall_seeds(seed)
         assert f"STALLS {seed} SEEDS {want}\n" in out, (seed, out)
     # leading zeros are still decimal
     out = subprocess.run(RUN[sim] + ["+stalls=0007", "+load_only"], cwd=built,

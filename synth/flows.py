@@ -22,7 +22,7 @@ from .yosys import (TRANSISTORS, SynthError, liberty_cells, liberty_path, run_ne
                     run_yosys)
 
 __all__ = ["area_nand2", "area_nand2_composed", "ecp5", "ecp5_composed", "ice40", "fmax_ecp5", "top_ports",
-           "summarize_area"]
+           "summarize_area", "clean_name", "top_arg"]
 
 # Flip-flop types the Liberty file has; everything else (enables, sync resets,
 # negative clocks) is turned into logic around these by dfflegalize.
@@ -56,13 +56,14 @@ def _fpga_script(command: str, top: str, extra: str, report: str, stat: str = ""
     ])
 
 
-def _clean(name: str) -> str:
+def clean_name(name: str) -> str:
+    """A Yosys module or cell name without the backslash of an escaped identifier."""
     return name[1:] if name.startswith("\\") else name
 
 
-def _top_arg(top: str) -> str:
+def top_arg(top: str) -> str:
     """Top name for a yosys command line (yosys adds the backslash itself)."""
-    top = _clean(top)
+    top = clean_name(top)
     if not top or any(c.isspace() for c in top):
         raise ValueError(f"bad top module name {top!r}")
     return top
@@ -124,7 +125,7 @@ def area_nand2(verilog: str, top: str, workdir: str | os.PathLike, *,
     Transistors = sum over cells of count x TRANSISTORS[cell] (static CMOS,
     24 per DFF, 28 per DFF with async set/reset; see cells.lib).
     """
-    top = _top_arg(top)
+    top = top_arg(top)
     workdir = _prepare(verilog, workdir)
     shutil.copyfile(liberty_path(), workdir / "cells.lib")
     run_yosys("\n".join([
@@ -170,7 +171,7 @@ def area_nand2_composed(verilog: str, top: str, workdir: str | os.PathLike, *,
     and ``fallback`` says why.
     """
     from .compose import distinct_modules
-    top = _top_arg(top)
+    top = top_arg(top)
     workdir = Path(workdir)
 
     def fallback(reason: str) -> dict:
@@ -210,15 +211,15 @@ def summarize_area(stat: dict, top: str, lib: dict) -> dict:
     yosys' ``area`` fields, whose meaning (local or inclusive) has changed
     between yosys versions.
     """
-    raw = {_clean(k): v.get("num_cells_by_type", {}) for k, v in stat["modules"].items()}
-    top = _clean(top)
+    raw = {clean_name(k): v.get("num_cells_by_type", {}) for k, v in stat["modules"].items()}
+    top = clean_name(top)
     if top not in raw:
         raise SynthError(f"top module {top!r} not in synthesized design {sorted(raw)}")
     modules = {}
     for name, by_type in raw.items():
         cells, subs, unmapped = {}, {}, {}
         for typ, n in by_type.items():
-            typ = _clean(typ)
+            typ = clean_name(typ)
             (cells if typ in lib else subs if typ in raw else unmapped)[typ] = n
         comb = sum(n * lib[t]["area"] for t, n in cells.items() if not lib[t]["sequential"])
         seq = sum(n * lib[t]["area"] for t, n in cells.items() if lib[t]["sequential"])
@@ -284,12 +285,12 @@ def _fpga_stat(workdir: Path, step: str) -> dict:
     bookkeeping cells (they mark where submodules were and cost nothing)."""
     stat = _read_stat(workdir / f"{step}_stat.json")
     mod = stat.get("design") or next(iter(stat["modules"].values()))
-    return {_clean(k): v for k, v in sorted(mod.get("num_cells_by_type", {}).items())
+    return {clean_name(k): v for k, v in sorted(mod.get("num_cells_by_type", {}).items())
             if k != "$scopeinfo"}
 
 
 def _ecp5_synth(verilog, top, workdir, *, netlist, timeout):
-    top = _top_arg(top)
+    top = top_arg(top)
     workdir = _prepare(verilog, workdir)
     out = " -json ecp5_netlist.json" if netlist else ""
     run_yosys(_fpga_script("synth_ecp5", top, out, "ecp5_stat.json"), workdir, "ecp5",
@@ -347,7 +348,7 @@ def ecp5_composed(verilog: str, top: str, workdir: str | os.PathLike, *, keep: s
     after synthesis differ from the text's.
     """
     from .compose import distinct_modules
-    top = _top_arg(top)
+    top = top_arg(top)
     comp = distinct_modules(verilog, top)
     pattern = re.compile(keep)
     kept = [comp.rep[n] for n in comp.rep if comp.rep[n] == n and pattern.search(n)]
@@ -370,7 +371,7 @@ def ecp5_composed(verilog: str, top: str, workdir: str | os.PathLike, *, keep: s
     if got != expected:
         raise ValueError(f"kept instances after synthesis {got} differ from the text "
                          f"{expected}")
-    cells = {_clean(k): v for k, v in sorted(by_type.items())
+    cells = {clean_name(k): v for k, v in sorted(by_type.items())
              if k != "$scopeinfo" and k not in expected}
     report = {"top": top, **_ecp5_counts(cells),
               "composed": {"kept_modules": len(kept),
@@ -387,7 +388,7 @@ def ice40(verilog: str, top: str, workdir: str | os.PathLike, *, dsp: bool = Tru
     Returns ``{"top", "lut4" (SB_LUT4), "ff" (all SB_DFF* variants), "carry"
     (SB_CARRY), "mac16" (SB_MAC16), "ram40_4k", "cells", "cell_count"}``.
     """
-    top = _top_arg(top)
+    top = top_arg(top)
     workdir = _prepare(verilog, workdir)
     run_yosys(_fpga_script("synth_ice40" + (" -dsp" if dsp else ""), top, "",
                            "ice40_stat.json"), workdir, "ice40", timeout=timeout)
@@ -412,7 +413,7 @@ def top_ports(verilog: str, top: str, workdir: str | os.PathLike, *,
 
     Lets callers build a ``pin_light_wrapper`` without parsing Verilog.
     """
-    top = _top_arg(top)
+    top = top_arg(top)
     workdir = _prepare(verilog, workdir)
     run_yosys("\n".join([
         "read_verilog design.v",
@@ -422,9 +423,9 @@ def top_ports(verilog: str, top: str, workdir: str | os.PathLike, *,
         "",
     ]), workdir, "ports", timeout=timeout)
     data = json.loads((workdir / "ports.json").read_text())
-    mods = {_clean(k): v for k, v in data["modules"].items()}
+    mods = {clean_name(k): v for k, v in data["modules"].items()}
     ports = mods[top]["ports"]
-    return [(_clean(name), p["direction"], len(p["bits"])) for name, p in ports.items()]
+    return [(clean_name(name), p["direction"], len(p["bits"])) for name, p in ports.items()]
 
 
 def _clock_name(net: str) -> str:
@@ -469,7 +470,7 @@ def fmax_ecp5(verilog: str, top: str, workdir: str | os.PathLike, *,
     {"achieved_mhz", "constraint_mhz"}}, "utilization": {bel: {"used",
     "available"}} (only bels used), "synth": ecp5() dict}``.
     """
-    top = _top_arg(top)
+    top = top_arg(top)
     if wrap:
         ports = top_ports(verilog, top, workdir, timeout=timeout)
         verilog = verilog + "\n" + pin_light_wrapper(top, ports)

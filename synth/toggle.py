@@ -67,12 +67,11 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import tools
-from .flows import _clean, _top_arg, area_mapping, summarize_area
+from .flows import area_mapping, clean_name, summarize_area, top_arg
 from .yosys import TRANSISTORS, SynthError, liberty_cells, liberty_path, run_yosys
 
 __all__ = ["toggle_energy", "gate_netlist", "liberty_energies", "cells_sim_path",
@@ -158,7 +157,7 @@ def gate_netlist(verilog: str, top: str, workdir: str | os.PathLike, *, fast: bo
     count}), "cell_count", "flip_flops", "nand2_eq", "transistors"}``; the area figures are
     those ``area_nand2`` reports for the same design. ``fast``: as in ``area_nand2``.
     """
-    top = _top_arg(top)
+    top = top_arg(top)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "design.v").write_text(verilog)
@@ -204,7 +203,7 @@ _ASSIGN = re.compile(r"^  assign (\S+(?: \[\d+\])?)\s*= (\S+(?: \[\d+\])?)\s*;$"
 def _parse_netlist(text: str, top: str) -> dict:
     """The cell instances of a ``write_verilog`` netlist: ``{"cells": [(type, name, {pin:
     expr})], "aliases": [(lhs, rhs)]}`` (single-bit ``assign``s), for the one module ``top``."""
-    modules = [_clean(m.group(1).strip()) for m in _MODULE.finditer(text)]
+    modules = [clean_name(m.group(1).strip()) for m in _MODULE.finditer(text)]
     if modules != [top]:
         raise SynthError(f"expected one flat module {top!r} in the netlist, found {modules}")
     cells, aliases = [], []
@@ -331,7 +330,6 @@ def _instrument(text: str, net: dict, lib: dict, clock: str):
 
 # ---- 3. simulation ----------------------------------------------------------------------
 
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./+@-]+\Z")
 _CYCLES = re.compile(r"^\s*CYCLES (-?\d+)", re.M)
 
 
@@ -361,13 +359,6 @@ def _run_step(argv, cwd: Path, log, what: str, timeout, env=None,
     return time.monotonic() - t0
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _simulate(sim_dir: Path, simulator: str, plusargs, timeout, jobs) -> tuple[str, float, float]:
     log_path = sim_dir / f"sim-{simulator}.log"
     sources = ["tb.sv", "netlist_toggle.v", "cells_sim.v"]
@@ -380,19 +371,15 @@ def _simulate(sim_dir: Path, simulator: str, plusargs, timeout, jobs) -> tuple[s
                             "vvp gate-level simulation", timeout, check=False)
         else:
             found = {n: tools.find(n) for n in ("verilator", "make", "perl", "c++")}
-            scratch = None
-            mdir = "obj_dir"
-            if not _PLAIN_PATH.match(str(sim_dir)):       # Verilator's makefiles refuse it
-                scratch = Path(tempfile.mkdtemp(prefix="hss-toggle-verilator."))
-                mdir = str(scratch)
-            else:
-                (sim_dir / mdir).mkdir(exist_ok=True)
-            env = tools.child_env({"TMPDIR": str(scratch or sim_dir / mdir)})
-            try:
+            # Verilator's makefiles refuse some paths: then it builds in a scratch folder
+            with tools.build_folder(sim_dir, "hss-toggle-verilator.") as scratch:
+                mdir = str(scratch) if scratch is not None else "obj_dir"
+                if scratch is None:
+                    (sim_dir / mdir).mkdir(exist_ok=True)
+                env = tools.child_env({"TMPDIR": str(scratch or sim_dir / mdir)})
                 build = _run_step([
-                    *found["verilator"].argv, "--binary", "-j", str(jobs or _cpus()),
-                    "--output-split", "0", "--timescale", "1ns/1ps", "--top-module", "tb",
-                    "-Wno-WIDTH", "-Wno-fatal", "-o", "Vtb", "--Mdir", mdir,
+                    *found["verilator"].argv,
+                    *tools.verilator_flags(jobs=jobs or tools.cores()), "--Mdir", mdir,
                     # -O0: the build of a gate netlist takes 1/6 of the time at -Os, and
                     # the run is still microseconds per cycle
                     "-MAKEFLAGS", f"PYTHON3={sys.executable}", "-MAKEFLAGS", "OPT_FAST=-O0",
@@ -401,9 +388,6 @@ def _simulate(sim_dir: Path, simulator: str, plusargs, timeout, jobs) -> tuple[s
                 if scratch is not None:
                     (sim_dir / "obj_dir").mkdir(exist_ok=True)
                     shutil.copy2(scratch / "Vtb", sim_dir / "obj_dir" / "Vtb")
-            finally:
-                if scratch is not None:
-                    shutil.rmtree(scratch, ignore_errors=True)
             run = _run_step([str(sim_dir / "obj_dir" / "Vtb"), *plusargs], sim_dir, log,
                             "verilator gate-level simulation", timeout, check=False)
     return log_path.read_text(errors="replace"), build, run
@@ -463,7 +447,7 @@ def toggle_energy(verilog: str, top: str, tb_dir: str | os.PathLike,
             raise ValueError(f"macs must be a positive integer, not {macs!r}")
         macs = operator.index(macs)
     workdir = Path(workdir).resolve()
-    if netlist is not None and netlist["top"] != _top_arg(top):
+    if netlist is not None and netlist["top"] != top_arg(top):
         raise ValueError(f"the netlist is of {netlist['top']!r}, not {top!r}")
     # every tool first: a missing one fails before minutes of synthesis
     needed = ("iverilog", "vvp") if simulator == "icarus" else ("verilator", "make", "perl", "c++")

@@ -11,25 +11,35 @@ so that ``stop_all`` (called on Ctrl-C or SIGTERM) ends whole tool trees (make -
 -> g++), and no new tool starts after it. A time limit kills the tree and raises
 ``ToolTimeout``; ``running()`` lists what runs now, with its log, for a progress heartbeat.
 
+Knowing (``cores``, ``VERILATOR_FLAGS``/``verilator_flags``, ``PLAIN_CHARS``/``is_plain``/
+``build_folder``): what every caller must do the same way with these tools: how many jobs
+to run, the options of a Verilator simulation binary of Amaranth's Verilog, and where make
+and Verilator's generated makefiles cannot build.
+
 Nothing here knows about the project: it finds and runs programs.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
 import shlex
 import shutil
 import signal
+import string
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TOOLS", "cores", "ToolMissing", "ToolTimeout", "ToolInterrupted", "Found", "find",
-           "version", "run", "running", "stop_all", "reset_stop", "child_env"]
+__all__ = ["TOOLS", "ToolMissing", "ToolTimeout", "ToolInterrupted", "Found", "find",
+           "version", "run", "running", "stop_all", "reset_stop", "child_env", "cores",
+           "VERILATOR_FLAGS", "verilator_flags", "PLAIN_CHARS", "PLAIN_RANGES", "is_plain",
+           "build_folder"]
 
 
 @dataclass(frozen=True)
@@ -88,14 +98,6 @@ class Found:
     def path(self) -> str:
         """The executable (for a Makefile): the argv's first word."""
         return self.argv[0]
-
-
-def cores() -> int:
-    """The cores this process may use (its CPU affinity, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _beside_python(script: str) -> str | None:
@@ -160,6 +162,89 @@ def child_env(extra: dict | None = None) -> dict[str, str]:
         env.pop(var, None)
     env.update(extra or {})
     return env
+
+
+# ---- knowing: what every caller does the same way ------------------------------------
+
+def cores() -> int:
+    """The cores this process may use (its affinity, which a container or ``taskset`` may
+    make fewer than the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+#: Options of a Verilator simulation binary of Amaranth's Verilog under a testbench with an
+#: ``always #1`` clock (a testbench folder's tb.sv, the gate-level run of ``synth.toggle``).
+#: ``--binary`` implies ``--timing`` (the clock); Amaranth's Verilog has no `` `timescale ``
+#: (``--timescale``). It trips WIDTH warnings (``-Wno-WIDTH``); ``-Wno-fatal`` keeps any other
+#: lint warning of a future Amaranth/Verilator from stopping the build. ``--output-split 0``
+#: keeps the C++ in one file: split (parallel) builds use precompiled headers, and the PyPI
+#: wheel's ``verilated.mk`` has an empty ``CFG_CXXFLAGS_PCH_I``, so from about 8x8 PEs they
+#: fail with "Vtb__pch.h.fast: linker input file not found". Top ``tb`` and binary ``Vtb``
+#: are a testbench folder's; ``verilator_flags`` names others and adds ``-j``.
+VERILATOR_FLAGS = ("--binary", "--output-split", "0", "--timescale", "1ns/1ps",
+                   "--top-module", "tb", "-Wno-WIDTH", "-Wno-fatal", "-o", "Vtb")
+
+#: options of VERILATOR_FLAGS followed by a value
+_VERILATOR_VALUED = ("--output-split", "--timescale", "--top-module", "-o")
+
+
+def verilator_flags(*, jobs: int | str | None = None, top: str = "tb", binary: str = "Vtb",
+                    without: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``VERILATOR_FLAGS`` with ``-j jobs`` after ``--binary`` (``jobs`` may be a make
+    expression such as ``$(JOBS)``), another top module and binary name, and without the
+    options in ``without`` (with their values): those a driver sets itself (cocotb's
+    runner, edalize)."""
+    out, flags = [], iter(VERILATOR_FLAGS)
+    for flag in flags:
+        value = (next(flags),) if flag in _VERILATOR_VALUED else ()
+        if flag in without:
+            continue
+        if flag == "--top-module":
+            value = (top,)
+        elif flag == "-o":
+            value = (binary,)
+        out += [flag, *value]
+        if flag == "--binary" and jobs is not None:
+            out += ["-j", str(jobs)]
+    return tuple(out)
+
+
+#: Punctuation that make, a shell and Verilator's generated makefiles take in a path as it
+#: is (with letters and digits). Verilator's makefiles refuse a space, make splits words at
+#: spaces and gives ``:``, ``=``, ``#``, ``$`` and ``%`` meanings, a shell quotes and globs:
+#: a path with any other character is quoted (tools.mk), refused (a Makefile prerequisite)
+#: or built in a scratch folder (``build_folder``).
+_PLAIN_PUNCTUATION = "_./+@-"
+#: every plain character, spelled out (for shell patterns: a locale may make [A-Z] match more)
+PLAIN_CHARS = string.ascii_letters + string.digits + _PLAIN_PUNCTUATION
+#: the same as the ranges of a regular-expression class, and for messages
+PLAIN_RANGES = "A-Za-z0-9" + _PLAIN_PUNCTUATION
+
+
+def is_plain(text: str | os.PathLike) -> bool:
+    """True when ``text`` (a path) is non-empty and of ``PLAIN_CHARS`` only."""
+    text = os.fspath(text)
+    return bool(text) and all(ch in PLAIN_CHARS for ch in text)
+
+
+@contextlib.contextmanager
+def build_folder(folder: str | os.PathLike, prefix: str):
+    """Where Verilator may build for ``folder``: None (in ``folder`` itself) when its real
+    path is plain, else a new scratch folder ``<tmp>/<prefix>XXXXXXXX`` (``<tmp>``: the
+    temporary folder, or /tmp where that is not plain either), removed on leaving: only
+    what the caller copies out of it stays."""
+    if is_plain(os.path.realpath(folder)):
+        yield None
+        return
+    tmp = tempfile.gettempdir()
+    scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=tmp if is_plain(tmp) else "/tmp"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ---- running, and stopping everything at once ----------------------------------------
