@@ -41,8 +41,9 @@ SUMMARY = {
 }
 
 #: Every option a benchmark module may read, with the value it has where it is not offered.
-DEFAULTS = {"quick": False, "jobs": None, "fmax": False, "minutes": None, "seed": None, "spec": None, "scheduler": None,
-            "workers": None, "fast": False, "retry_failed": False, "max_side": None}
+DEFAULTS = {"quick": False, "jobs": None, "fmax": False, "minutes": None, "seed": None,
+            "spec": None, "scheduler": None, "workers": None, "fast": False,
+            "retry_failed": False, "max_side": None}
 
 
 def build_parser() -> argparse.ArgumentParser:
