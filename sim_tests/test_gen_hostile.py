@@ -9,6 +9,7 @@ never a testbench FAIL for something that is not a wrong result.
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -355,8 +356,62 @@ def test_heartbeat_names_the_running_tool(tmp_path):
     r = gen(*SMALL, "--sim", "none", "--target", "generic", "--progress-interval", "0.5",
             "--out", tmp_path / "o")
     assert r.returncode == 0, r.stderr
-    beats = [l for l in r.stdout.splitlines() if l.strip().startswith("... synthesize")]
-    assert beats and any("yosys step 'area'" in l for l in beats), r.stdout
+    lines = r.stdout.splitlines()
+    beats = [i for i, l in enumerate(lines) if l.startswith("      ... synthesize ")]
+    tools_ = []                     # the lines under each stage line, one per tool
+    for i in beats:
+        for line in lines[i + 1:]:
+            if not line.startswith(" " * 10):
+                break
+            tools_.append(line)
+    assert beats and all("yosys" not in lines[i] for i in beats), r.stdout
+    assert all(l.count("yosys step") == 1 for l in tools_), r.stdout
+    # before Yosys writes its first pass, the line has the time alone
+    name = r"[\w-]+(?: frontend)?"
+    named = [re.fullmatch(r" {10}(design|dense twin|decompressor): yosys step 'area' \d+s"
+                          rf"(, in {name}(?: > {name})?)?", l) for l in tools_]
+    assert named and all(named) and any(m.group(2) for m in named), r.stdout
+
+
+def test_heartbeat_lines_per_tool_from_fake_logs(tmp_path, monkeypatch):
+    """One line for the stage, one per tool by build, the Yosys pass from its log."""
+    import gen.progress
+    from gen.progress import Progress, build_of
+    out = tmp_path / "synth" / "b"       # a "synth" higher up is not a build folder
+    ecp5 = out / "synth" / "design" / "ecp5" / "ecp5.log"
+    area = out / "synth" / "dense_twin" / "generic" / "area.log"
+    sim = out / "tb" / "sim-verilator.log"
+    for log in (ecp5, area, sim):
+        log.parent.mkdir(parents=True)
+    ecp5.write_text("-- Executing script file `ecp5.ys' --\n\n1. Executing Verilog-2005 "
+                    "frontend: design.v\n2. Executing SYNTH_LATTICE pass.\n\n2.1. Executing "
+                    "OPT pass (performing simple optimizations).\n2.1.1. Executing OPT_MUXTREE "
+                    "pass (detect dead branches in mux trees).\nOptimizing lut $abc$1\n")
+    area.write_text("2. Executing SYNTH pass.\n2.22. Executing ABC pass (technology mapping "
+                    "using ABC).\n2.22.1. Extracting gate netlist of module `top'\n")
+    command = "c++ -Os " + "-I/x " * 30 + "Vtb.cpp"
+    sim.write_text(f"$ make build-verilator\n{command}\n")
+    running = [("verilator build", 3.2, sim), ("yosys step 'area'", 40.5, area),
+               ("yosys step 'ecp5'", 95.0, ecp5), ("python", 1.0, None)]
+    monkeypatch.setattr(gen.progress.tools, "running", lambda: running)
+    progress = Progress(["synthesize"], interval=0)
+    tail = command[:69] + "..."         # shortened to 72 characters
+    assert progress.heartbeat("synthesize", 130) == [
+        "      ... synthesize 2m10s",
+        "          design: yosys step 'ecp5' 1m35s, in SYNTH_LATTICE > OPT_MUXTREE",
+        "          dense twin: yosys step 'area' 40s, in SYNTH > ABC",
+        "          python 1s",
+        f"          verilator build 3s: {tail}"]
+    with open(ecp5, "a") as f:          # the log grows: read on from where it stopped
+        f.write("3. Executing SYNTH_LATTICE pass.\n3.3. Executing ABC9 pass.\n3.3.15. "
+                "Executing AIGMAP pass (map logic to AIG).\n3.3.15.5. Executing ABC9.\n")
+    assert progress.heartbeat("synthesize", 131)[1].endswith(", in SYNTH_LATTICE > ABC9")
+    ecp5.write_text("1. Executing Verilog-2005 frontend: design.v\n")   # started again
+    assert progress.heartbeat("synthesize", 132)[1].endswith(", in Verilog-2005 frontend")
+    running[:] = []
+    assert progress.heartbeat("synthesize", 133) == ["      ... synthesize 2m13s"]
+    assert (build_of(out / "synth" / "decompressor" / "area.log"), build_of(sim)) == \
+        ("decompressor", "")
 
 
 # ---- output names ----------------------------------------------------------------------
