@@ -124,7 +124,7 @@ def run(args) -> None:
 
 def _throughput(config, density) -> float:
     """Dense-equivalent MACs per cycle of the whole array in a mode of this density."""
-    macs = config.macs if isinstance(config, FlexConfig) else config.pattern.slots
+    macs = config.macs
     return config.rows * config.cols * macs / float(density)
 
 
@@ -163,7 +163,7 @@ def _write(args, designs, areas, cycles) -> None:
     for name, kind, config in designs:
         r = areas[name]
         g, e = r["generic"], r["ecp5"]
-        macs = config.macs if isinstance(config, FlexConfig) else config.pattern.slots
+        macs = config.macs
         row = [name, kind, macs, g["nand2_eq"], round(g["selector_nand2_eq"]),
                f"{100 * g['selector_share']:.1f}", g["nand2_eq"] / dense_area,
                e["lut4"], e["ff"], e["mult18x18d"]]

@@ -27,7 +27,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hdl.config import FlexConfig
 from hss.selftest import selftest_line, timeout_line
 from synth import SynthError, tools
 from synth.tools import ToolMissing
@@ -145,15 +144,9 @@ def _estimate(config, layers, device: Device) -> dict:
     ``width`` bits takes ``ceil(width / dsp_bits)**2`` blocks (Yosys maps every
     multiplier of 2 bits or more to them); the ROMs hold every beat and expected tile."""
     c = config
-    macs = c.rows * c.cols * (c.macs if isinstance(c, FlexConfig) else c.pattern.slots)
+    macs = c.rows * c.cols * c.macs
     from hdl.selftest import rom_words       # Amaranth only when a board is built
-    from hdl.top import weight_beat_layout
-    from hdl.flex import flex_act_beat_layout, flex_weight_beat_layout
-    if isinstance(c, FlexConfig):
-        w_bits, a_bits = flex_weight_beat_layout(c).size, flex_act_beat_layout(c).size
-    else:
-        w_bits = weight_beat_layout(c).size
-        a_bits = c.cols * c.pattern.group_size * c.width
+    w_bits, a_bits = c.weight_beat_bits, c.act_beat_bits
     weights, acts, expected = rom_words(layers)
     return {"dsp": macs * _blocks(c.width, device.dsp_bits) ** 2,
             "rom_bits": len(weights) * w_bits + len(acts) * a_bits

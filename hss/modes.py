@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 
-from .pattern import Pattern, PatternError, Rank, _check_rank, _parse_rank
+from .pattern import Pattern, PatternError, Rank, check_rank, parse_rank
 
 __all__ = ["ModeSetError", "ModeSet"]
 
@@ -61,7 +61,7 @@ class ModeSet:
                 if not all(isinstance(v, int) and not isinstance(v, bool)
                            for v in (alt.g, alt.h)):
                     raise ModeSetError(f"{where}: G and H must be integers in {text!r}")
-                _check_rank(alt.g, alt.h, where, text, ModeSetError)
+                check_rank(alt.g, alt.h, where, text, ModeSetError)
             _check_distinct(rank_alts, number, text)
 
     # -- construction ---------------------------------------------------------------
@@ -86,7 +86,7 @@ class ModeSet:
                 where = f"rank {number}" + (f", alternative {k}" if len(pieces) > 1 else "")
                 if not piece.strip():
                     raise ModeSetError(f"{where}: empty alternative in {text!r} (stray '|'?)")
-                rank_alts.append(_parse_rank(
+                rank_alts.append(parse_rank(
                     piece, where, text, ModeSetError,
                     "alternatives are separated by '|', ranks by commas" if len(pieces) > 1
                     else "ranks are separated by commas"))

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from .errors import HSSError
 
-__all__ = ["PatternError", "Rank", "Pattern"]
+__all__ = ["PatternError", "Rank", "Pattern", "parse_rank", "check_rank"]
 
 _INT = re.compile(r"[0-9]+")
 
@@ -61,7 +61,7 @@ class Pattern:
             if not isinstance(rank, Rank) or not all(
                     isinstance(v, int) and not isinstance(v, bool) for v in (rank.g, rank.h)):
                 raise PatternError(f"rank {number}: G and H must be integers in {text!r}")
-            _check_rank(rank.g, rank.h, f"rank {number}", text)
+            check_rank(rank.g, rank.h, f"rank {number}", text)
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -77,7 +77,7 @@ class Pattern:
             number = len(parts) - 1 - i
             if part.strip() == "":
                 raise PatternError(f"rank {number}: empty rank in {text!r} (stray comma?)")
-            ranks.append(_parse_rank(part, f"rank {number}", text))
+            ranks.append(parse_rank(part, f"rank {number}", text))
         return cls(tuple(ranks))
 
     @classmethod
@@ -187,8 +187,8 @@ class Pattern:
         return slot // math.prod(self.G[:r])
 
 
-def _parse_rank(part: str, where: str, text: str, error: type[PatternError] = PatternError,
-                hint: str = "ranks are separated by commas") -> Rank:
+def parse_rank(part: str, where: str, text: str, error: type[PatternError] = PatternError,
+               hint: str = "ranks are separated by commas") -> Rank:
     """One ``G:H`` (whitespace tolerated), or ``error`` naming ``where`` and quoting ``text``.
 
     Shared with ``ModeSet.parse``, which passes ``where="rank 1, alternative 2"``.
@@ -200,12 +200,13 @@ def _parse_rank(part: str, where: str, text: str, error: type[PatternError] = Pa
         if not _INT.fullmatch(field):
             raise error(f"{where}: {name}={field!r} is not a positive integer in {text!r}")
     g, h = int(fields[0]), int(fields[1])
-    _check_rank(g, h, where, text, error)
+    check_rank(g, h, where, text, error)
     return Rank(g, h)
 
 
-def _check_rank(g: int, h: int, where: str, text: str,
-                error: type[PatternError] = PatternError) -> None:
+def check_rank(g: int, h: int, where: str, text: str,
+               error: type[PatternError] = PatternError) -> None:
+    """``1 <= G <= H``, or ``error`` naming ``where`` and quoting ``text``."""
     if h < 1:
         raise error(f"{where}: H={h} must be at least 1 in {text!r}")
     if g < 1:
