@@ -155,11 +155,12 @@ def read_server(dut, dram: DramModel, *, stall=0.3, seed=1):
 
 async def serve_writes(ctx, dut, dram: DramModel, *, stall=0.3, seed=2, latency=3):
     """``hdl.dma.DMAWrite`` in behaviour: a command, then its words; ``wr_done`` a few
-    cycles after each command's last word."""
+    cycles after each command's last word; a command into the erroring region sets
+    ``wr_error`` (its words are taken and dropped) until ``wr_clear``."""
     rng = random.Random(seed)
     ctx.set(dut.wr_idle, 1)
     pending = []                        # cycles left until each done pulse
-    current = None                      # [addr, words left, collected]
+    current = None                      # [addr, words left, collected, failing]
     while True:
         ready_cmd = current is None
         ready_data = current is not None and rng.random() >= stall
@@ -168,19 +169,23 @@ async def serve_writes(ctx, dut, dram: DramModel, *, stall=0.3, seed=2, latency=
         done = bool(pending) and pending[0] == 0
         ctx.set(dut.wr_done, done)
         ctx.set(dut.wr_idle, current is None and not pending)
-        _, _, cv, addr, words, dv, word = await ctx.tick().sample(
+        _, _, cv, addr, words, dv, word, clear = await ctx.tick().sample(
             dut.wr_cmd.valid, dut.wr_cmd.payload.addr, dut.wr_cmd.payload.words,
-            dut.wr_data.valid, dut.wr_data.payload.data)
+            dut.wr_data.valid, dut.wr_data.payload.data, dut.wr_clear)
+        if clear:
+            ctx.set(dut.wr_error, 0)
         if done:
             pending.pop(0)
         pending = [p - 1 if p > 0 else 0 for p in pending]
         if ready_cmd and cv:
-            current = [addr, words, []]
+            current = [addr, words, [], dram.failing(addr, words)]
         elif ready_data and dv:
             current[2].append(word)
             current[1] -= 1
             if current[1] == 0:
-                dram.load(current[0], current[2])
-                pending.append(latency)
+                if current[3]:
+                    ctx.set(dut.wr_error, dram.error_code)
+                else:
+                    dram.load(current[0], current[2])
+                    pending.append(latency)
                 current = None
-

@@ -10,46 +10,43 @@ import hss
 from hdl.config import build_config
 from hdl.controller import COUNTERS, ErrorCode
 from hdl.sysconfig import SystemConfig
-from systemkit import Bench, DramModel, beat_of, layer_image, read_server, serve_writes
+from systemkit import (Bench, DramModel, beat_of, layer_image, read_server, serve_writes,
+                       words_of)
 
 W_ADDR, A_ADDR, Z_ADDR, Q_ADDR = 0x1000, 0x8000, 0x10000, 0x20000
 
 
-def _descriptor(ctx, ctrl, image, **over):
-    values = dict(w_addr=W_ADDR, a_addr=A_ADDR, z_addr=Z_ADDR, q_addr=Q_ADDR,
-                  m_tiles=image.m_tiles, n_tiles=image.n_tiles,
-                  beats_per_tile=image.beats_per_tile, w_base=0, a_base=0, load_w=1, load_a=1,
-                  requant=0, relu=0, modes=1)
-    values.update(over)
-    for name, value in values.items():
-        ctx.set(getattr(ctrl, name), value)
-
-
-def run_layer(config, image, *, stall=0.3, seed=0, over=None, error_at=(), timeout=20000,
-              preload_w=False):
-    """Run the layer; (status, error code, counters, Z tiles read back from DRAM)."""
-    dram = DramModel(config.dma_bits, error_at=error_at)
-    dram.load(W_ADDR, image.weight_words)
-    dram.load(A_ADDR, image.act_words)
+def run_layers(config, dram, steps, *, stall=0.3, seed=0, timeout=20000):
+    """Run ``steps`` on one controller: ("layer", descriptor) starts a layer and waits for
+    its end, ("clear",) pulses CLEAR; a status dict per layer (done, error, code,
+    counters)."""
     bench = Bench(config)
     ctrl = bench.ctrl
     sim = Simulator(bench)
     sim.add_clock(1e-9)
-    out = {}
+    out = []
 
     async def host(ctx):
-        _descriptor(ctx, ctrl, image, **(over or {}))
-        await ctx.tick().repeat(3)
-        ctx.set(ctrl.start, 1)
-        await ctx.tick()
-        ctx.set(ctrl.start, 0)
-        for _ in range(timeout):
+        for step in steps:
+            if step[0] == "clear":
+                ctx.set(ctrl.clear, 1)
+                await ctx.tick()
+                ctx.set(ctrl.clear, 0)
+                await ctx.tick()
+                continue
+            for name, value in step[1].items():
+                ctx.set(getattr(ctrl, name), value)
+            await ctx.tick().repeat(2)
+            ctx.set(ctrl.start, 1)
             await ctx.tick()
-            if ctx.get(ctrl.done) or ctx.get(ctrl.error):
-                break
-        out["done"], out["error"] = ctx.get(ctrl.done), ctx.get(ctrl.error)
-        out["code"] = ctx.get(ctrl.error_code)
-        out["counters"] = {name: ctx.get(getattr(ctrl, name)) for name in COUNTERS}
+            ctx.set(ctrl.start, 0)
+            for _ in range(timeout):
+                await ctx.tick()
+                if ctx.get(ctrl.done) or ctx.get(ctrl.error):
+                    break
+            out.append({"done": ctx.get(ctrl.done), "error": ctx.get(ctrl.error),
+                        "code": ctx.get(ctrl.error_code),
+                        "counters": {n: ctx.get(getattr(ctrl, n)) for n in COUNTERS}})
 
     async def writes(ctx):
         await serve_writes(ctx, ctrl, dram, stall=stall, seed=seed + 2)
@@ -59,13 +56,34 @@ def run_layer(config, image, *, stall=0.3, seed=0, over=None, error_at=(), timeo
     sim.add_process(writes)
     sim.add_testbench(host)
     sim.run()
+    return out
+
+
+def descriptor(image, **over) -> dict:
+    values = dict(w_addr=W_ADDR, a_addr=A_ADDR, z_addr=Z_ADDR, q_addr=Q_ADDR,
+                  m_tiles=image.m_tiles, n_tiles=image.n_tiles,
+                  beats_per_tile=image.beats_per_tile, w_base=0, a_base=0, load_w=1, load_a=1,
+                  requant=0, relu=0, modes=1)
+    values.update(over)
+    return values
+
+
+def z_tiles(config, dram, image, z_addr=Z_ADDR):
+    """The output tiles the layer wrote, decoded."""
     words = config.tile_words
-    tiles = []
-    for t in range(image.m_tiles * image.n_tiles):
-        word = beat_of(dram.read(Z_ADDR + t * words * config.word_bytes, words),
-                       config.dma_bits)
-        tiles.append(word)
-    return out, tiles
+    return [_unpack(config, beat_of(dram.read(z_addr + t * words * config.word_bytes, words),
+                                    config.dma_bits))
+            for t in range(image.m_tiles * image.n_tiles)]
+
+
+def run_layer(config, image, *, stall=0.3, seed=0, over=None, error_at=(), timeout=20000):
+    """One layer from a fresh DRAM holding its image: (status, Z tiles)."""
+    dram = DramModel(config.dma_bits, error_at=error_at)
+    dram.load(W_ADDR, image.weight_words)
+    dram.load(A_ADDR, image.act_words)
+    [status] = run_layers(config, dram, [("layer", descriptor(image, **(over or {})))],
+                          stall=stall, seed=seed, timeout=timeout)
+    return status, z_tiles(config, dram, image)
 
 
 def _unpack(config, word):
@@ -88,9 +106,8 @@ def test_layer_matches_the_golden_model(ranks, rows, cols, m, k, n, dma_bits):
     W = hss.prune(rng.integers(-128, 128, (m, k)), e.modes.mode(mode))
     A = rng.integers(-128, 128, (k, n))
     image = layer_image(config, [(W, mode)], A)
-    status, words = run_layer(config, image, over=dict(modes=1 << mode))
+    status, got = run_layer(config, image, over=dict(modes=1 << mode))
     assert status["done"] and not status["error"], status
-    got = [_unpack(config, w) for w in words]
     for (z, overflow), want in zip(got, image.expected_tiles):
         assert not overflow
         np.testing.assert_array_equal(z, want)
@@ -131,3 +148,94 @@ def test_a_read_error_ends_the_layer_without_a_hang():
     image = layer_image(config, [(W, 0)], np.ones((32, 1), np.int64))
     status, _ = run_layer(config, image, error_at=(W_ADDR, W_ADDR + 7), timeout=2000)
     assert status["error"] and status["code"] == ErrorCode.READ_SLVERR, status
+
+
+def _check_tiles(got, image):
+    assert len(got) == len(image.expected_tiles)
+    for (z, overflow), want in zip(got, image.expected_tiles):
+        assert not overflow
+        np.testing.assert_array_equal(z, want)
+
+
+def test_weights_stay_resident_for_the_next_layer():
+    """A layer that keeps the weights (LOAD_W = 0) reads only its activations from DRAM
+    and computes with the weights the previous layer left in wbuf."""
+    e = build_config("4:6,2:4", 2, 2)
+    config = SystemConfig(e, dma_bits=128, wbuf_bytes=4096, abuf_bytes=4096)
+    rng = np.random.default_rng(11)
+    W = hss.prune(rng.integers(-128, 128, (4, 48)), "4:6,2:4")
+    A1, A2 = rng.integers(-128, 128, (48, 4)), rng.integers(-128, 128, (48, 2))
+    first, second = layer_image(config, [(W, 0)], A1), layer_image(config, [(W, 0)], A2)
+    dram = DramModel(config.dma_bits)
+    dram.load(W_ADDR, first.weight_words)
+    dram.load(A_ADDR, first.act_words)
+    a2 = A_ADDR + 0x4000
+    dram.load(a2, second.act_words)
+    z2 = Z_ADDR + 0x4000
+    base = first.n_tiles * first.beats_per_tile
+    runs = run_layers(config, dram, [("layer", descriptor(first)),
+                                     ("layer", descriptor(second, a_addr=a2, z_addr=z2,
+                                                          a_base=base, load_w=0))])
+    assert all(r["done"] for r in runs), runs
+    _check_tiles(z_tiles(config, dram, first), first)
+    _check_tiles(z_tiles(config, dram, second, z2), second)
+    assert runs[1]["counters"]["dram_read_bytes"] == len(second.act_words) * config.word_bytes
+    assert runs[1]["counters"]["wbuf_writes"] == 0
+
+
+def test_tasd_segments_of_several_modes():
+    """A TASD layer on a flexible build: each tile's segments in their own modes, summed
+    in the same accumulators; the controller moves beats, whatever their modes."""
+    e = build_config("4:4|4:6,2:4|1:4", 2, 2)
+    config = SystemConfig(e, dma_bits=128, wbuf_bytes=8192, abuf_bytes=8192)
+    rng = np.random.default_rng(5)
+    W = rng.integers(-128, 128, (3, 48))
+    result = hss.decompose(W, "4:6,2:4+4:4,1:4")
+    segments = [(term, str(p)) for term, p in zip(result.terms, result.decomposition.terms)]
+    A = rng.integers(-128, 128, (48, 3))
+    image = layer_image(config, segments, A)
+    mask = sum(1 << e.modes.index(p) for p in result.decomposition.terms)
+    status, got = run_layer(config, image, over=dict(modes=mask))
+    assert status["done"], status
+    _check_tiles(got, image)
+
+
+def _with_bad_mode(config, image):
+    """The image with the first weights beat's mode field naming no mode of the build."""
+    e = config.engine
+    field = e.weight_beat_layout()["mode"]
+    words = list(image.weight_words)
+    beat = beat_of(words[:config.weight_words], config.dma_bits)
+    beat |= ((1 << e.modes.mode_bits) - 1) << field.offset
+    words[:config.weight_words] = words_of(beat, config.weight_beat_bits, config.dma_bits)
+    return words
+
+
+def test_runtime_errors_end_the_layer_and_clear_lets_the_next_run():
+    """A beat of an unknown mode, a write answered SLVERR and a read answered DECERR each
+    end their layer with the error's code, nothing hangs, and after CLEAR the same
+    controller runs a good layer exactly."""
+    e = build_config("4:4|4:5|4:6,2:4", 1, 2)
+    assert len(e.modes) < (1 << e.modes.mode_bits)
+    config = SystemConfig(e, dma_bits=64, wbuf_bytes=4096, abuf_bytes=4096)
+    rng = np.random.default_rng(9)
+    W = hss.prune(rng.integers(-128, 128, (2, 64)), "4:6,2:4")
+    image = layer_image(config, [(W, "4:6,2:4")], rng.integers(-128, 128, (64, 3)))
+    good = descriptor(image, modes=1 << e.modes.index("4:6,2:4"))
+    bad_w = W_ADDR + 0x8000
+    dram = DramModel(config.dma_bits, error_at=(0x40000, 0x40fff), error_code=2)
+    dram.load(W_ADDR, image.weight_words)
+    dram.load(A_ADDR, image.act_words)
+    dram.load(bad_w, _with_bad_mode(config, image))
+    runs = run_layers(config, dram, [
+        ("layer", dict(good, w_addr=bad_w)), ("clear",),
+        ("layer", dict(good, z_addr=0x40000)), ("clear",),
+        ("layer", good)], timeout=5000)
+    assert [(r["error"], r["code"]) for r in runs] == [
+        (1, ErrorCode.BAD_MODE), (1, ErrorCode.WRITE_SLVERR), (0, 0)], runs
+    assert runs[2]["done"]
+    _check_tiles(z_tiles(config, dram, image), image)
+    dram.error_code = 3
+    dram.error_at = (A_ADDR, A_ADDR + 7)
+    [read] = run_layers(config, dram, [("layer", good)], timeout=5000)
+    assert read["error"] and read["code"] == ErrorCode.READ_DECERR, read
