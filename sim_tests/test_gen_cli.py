@@ -209,14 +209,14 @@ def test_missing_tool_is_named(tmp_path, monkeypatch, capsys):
 
 def test_failing_testbench_exits_1_and_keeps_logs(tmp_path, monkeypatch, capsys):
     import hdl.stimulus
-    real = hdl.stimulus.gemm_vectors
+    real = hdl.stimulus.segment_vectors
 
-    def corrupted(config, W, A):
-        v = real(config, W, A)
+    def corrupted(config, segments, A):
+        v = real(config, segments, A)
         tiles = v.expected_tiles.copy()
         tiles[0, 0, 0] += 1
         return v.__class__(**{**v.__dict__, "expected_tiles": tiles})
-    monkeypatch.setattr("gen.plan.gemm_vectors", corrupted)
+    monkeypatch.setattr("gen.plan.segment_vectors", corrupted)
     out = tmp_path / "o"
     status = main(["--ranks", "2:4", "--rows", "1", "--cols", "1", "--no-synth",
                    "--sim", "icarus", "--out", str(out)])

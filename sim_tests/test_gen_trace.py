@@ -99,16 +99,16 @@ def test_failing_run_names_its_first_mismatch_and_reruns_traced(tmp_path, monkey
     """Tile 0's golden Z is off by one: the report shows it, expected against got, and the
     command it prints runs the simulation again from a plain shell, same stalls, traced."""
     import hdl.stimulus
-    real = hdl.stimulus.gemm_vectors
+    real = hdl.stimulus.segment_vectors
     golden = {}
 
-    def corrupted(config, W, A):
-        v = real(config, W, A)
+    def corrupted(config, segments, A):
+        v = real(config, segments, A)
         tiles = v.expected_tiles.copy()
         golden["z"] = int(tiles[0, 0, 0])
         tiles[0, 0, 0] += 1
         return v.__class__(**{**v.__dict__, "expected_tiles": tiles})
-    monkeypatch.setattr("gen.plan.gemm_vectors", corrupted)
+    monkeypatch.setattr("gen.plan.segment_vectors", corrupted)
     out = tmp_path / "o"
     assert main([*SMALL, "--sim", sim, "--stalls", "7", "--out", str(out)]) == 1
     printed = capsys.readouterr().out

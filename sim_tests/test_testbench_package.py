@@ -246,9 +246,9 @@ def test_build_folder(tmp_path, monkeypatch):
 def test_one_core_count():
     """gen and bench ask synth.tools how many cores they may use."""
     import bench.cli
-    import gen.cli
+    import gen.options
     import gen.plan
-    assert gen.plan.cores is gen.cli.cores is bench.cli.cores is tools.cores
+    assert gen.plan.cores is gen.options.cores is bench.cli.cores is tools.cores
     try:
         assert tools.cores() == len(os.sched_getaffinity(0))
     except AttributeError:
