@@ -5,8 +5,7 @@ Why a row at a time: hss_system keeps one ``(scale, shift)`` entry per output ro
 the row's ``cols`` values share the entry. A whole tile per cycle would need ``rows``
 entries a cycle and ``rows x cols`` multipliers; a row needs ``cols`` multipliers
 (accumulator x 16 bits) and keeps up with the engine whenever a tile takes at least ``rows``
-steps (a tile of ``BEATS_PER_TILE`` beats takes at least that many), which every layer of
-more than ``rows`` groups of K does.
+steps, i.e. whenever ``BEATS_PER_TILE >= rows`` (a tile takes a step or more per beat).
 
 Pipeline, two stages (``REQUANT_LATENCY`` cycles from accepting a row to offering it):
 

@@ -34,7 +34,8 @@ Decisions where docs/system.md is silent (the hardware follows them; change both
   ``mt*rows ..``, one per row, each read once per tile. The table's padding bits and
   entries' bits 31:22 are not read.
 - After a runtime error (a beat's mode outside the build, an AXI error) the output region
-  and the counters are unspecified; ``run_layer`` returns the code only.
+  and the counters are unspecified; ``run_layer`` returns the code only (its DRAM answers
+  every access, so of the runtime errors it meets only BAD_MODE).
 """
 from __future__ import annotations
 
