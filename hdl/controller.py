@@ -14,10 +14,13 @@ event happens.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hss.requant import SCALE_BITS, SHIFT_BITS
+
+from .requant import Requantizer
 from .sysconfig import SystemConfig
 
 __all__ = ["Controller", "ErrorCode", "COUNTERS", "dma_command_layout"]
@@ -45,7 +48,8 @@ class ErrorCode:
 #: The performance counters, in the order of the registers.
 COUNTERS = ("cycles", "steps", "stall_weights", "stall_acts", "stall_output",
             "dram_read_bytes", "dram_write_bytes", "wbuf_reads", "wbuf_writes",
-            "abuf_reads", "abuf_writes", "obuf_reads", "obuf_writes")
+            "abuf_reads", "abuf_writes", "obuf_reads", "obuf_writes", "qbuf_reads",
+            "qbuf_writes")
 
 
 def dma_command_layout() -> data.StructLayout:
@@ -107,6 +111,7 @@ class Controller(wiring.Component):
         m.submodules.obuf = obuf = memory.Memory(shape=c.tile_bits, depth=c.obuf_tiles,
                                                  init=[])
         m.submodules.qbuf = qbuf = memory.Memory(shape=32, depth=c.qbuf_rows, init=[])
+        self._qbuf = qbuf
 
         # -- the layer's sizes, latched at start and checked ------------------------------
         d = _Latched(m, self)
@@ -196,20 +201,21 @@ class Controller(wiring.Component):
         used = Cat(d.load_w, d.load_a, Const(1), d.requant)
         unsupported = 0xFFFFFFFF ^ ((1 << c.modes) - 1)
         qbuf_rows = c.qbuf_rows if c.requant else 0
-        with m.If((d.m_tiles == 0) | (d.n_tiles == 0) | (d.bpt == 0)):
-            m.d.comb += code.eq(ErrorCode.EMPTY)
-        with m.Elif((used & ~aligned).any()):
-            m.d.comb += code.eq(ErrorCode.MISALIGNED)
-        with m.Elif((d.load_w & (w_end > limit)) | (d.load_a & (a_end > limit))
-                    | (z_end > limit) | (d.requant & (q_end > limit))):
-            m.d.comb += code.eq(ErrorCode.ADDRESS_RANGE)
-        with m.Elif(d.w_base + w_beats > c.wbuf_depth):
+        # the lowest code that applies (hss.system.Descriptor.check)
+        with m.If(d.w_base + w_beats > c.wbuf_depth):
             m.d.comb += code.eq(ErrorCode.WBUF_OVERFLOW)
         with m.Elif(d.a_base + a_beats > c.abuf_depth):
             m.d.comb += code.eq(ErrorCode.ABUF_OVERFLOW)
         with m.Elif(d.requant & (q_rows > qbuf_rows)):
             m.d.comb += code.eq(ErrorCode.QBUF_OVERFLOW)
-        with m.Elif((d.modes & unsupported) != 0):
+        with m.Elif((used & ~aligned).any()):
+            m.d.comb += code.eq(ErrorCode.MISALIGNED)
+        with m.Elif((d.load_w & (w_end > limit)) | (d.load_a & (a_end > limit))
+                    | (z_end > limit) | (d.requant & (q_end > limit))):
+            m.d.comb += code.eq(ErrorCode.ADDRESS_RANGE)
+        with m.Elif((d.m_tiles == 0) | (d.n_tiles == 0) | (d.bpt == 0)):
+            m.d.comb += code.eq(ErrorCode.EMPTY)
+        with m.Elif((d.modes == 0) | ((d.modes & unsupported) != 0)):
             m.d.comb += code.eq(ErrorCode.BAD_MODE)
         return code
 
@@ -298,11 +304,13 @@ class Controller(wiring.Component):
                     m.d.sync += [count.eq(count + 1), asm.eq(beat)]
         # the requantization table: dma_bits / 32 entries per word, one written per cycle
         m.d.comb += [q_port.addr.eq(q_index), q_port.data.eq(q_word[:32]), q_port.en.eq(0)]
+        # entries past the table (the last word's padding) are not written
+        q_write = (q_left != 0) & (q_index < q_rows) & (q_index < c.qbuf_rows) & active
+        counters.add("qbuf_writes", 1, when=q_write)
         with m.If(taking & (job == _Job.QTABLE)):
             m.d.sync += [q_word.eq(word), q_left.eq(per_word)]
         with m.Elif(q_left != 0):
-            with m.If(q_index < c.qbuf_rows):
-                m.d.comb += q_port.en.eq(active)
+            m.d.comb += q_port.en.eq(q_write)
             m.d.sync += [q_word.eq(q_word >> 32), q_left.eq(q_left - 1),
                          q_index.eq(q_index + 1)]
         # an AXI error ends the layer
@@ -330,9 +338,17 @@ class Controller(wiring.Component):
         advance = ~shown | taken
         arrived_w, arrived_a = w_index < w_loaded, a_index < a_loaded
         issue = run & (runtime_error == 0) & ~feed_done & arrived_w & arrived_a
+        # the tile ends after BEATS_PER_TILE beats whatever the stored ``last`` bits say, so
+        # that a bad image cannot leave a tile open
+        at_last = Signal()
+        with m.If(advance):
+            m.d.sync += at_last.eq(b + 1 == d.bpt)
+        last_at = e.weight_beat_layout()["last"].offset
+        beat = Signal(c.weight_beat_bits)
+        m.d.comb += [beat.eq(w_port.data), beat[last_at].eq(at_last)]
         m.d.comb += [w_port.addr.eq(d.w_base + w_index), a_port.addr.eq(d.a_base + a_index),
                      w_port.en.eq(advance), a_port.en.eq(advance),
-                     self.weights.payload.eq(w_port.data),
+                     self.weights.payload.eq(beat),
                      self.activations.payload.eq(a_port.data),
                      self.weights.valid.eq(shown & ok & run),
                      self.activations.valid.eq(shown & ok & run)]
@@ -396,42 +412,102 @@ class Controller(wiring.Component):
         with m.If(take):
             m.d.sync += [written.eq(written + 1), wp.eq(Mux(wp == slots - 1, 0, wp + 1))]
         m.d.sync += held.eq(held + take - released)
-        # out of obuf: a write command per tile, then its words (a shift register)
+        # out of obuf: a write command per tile, then the tile (requantized row by row
+        # with REQUANT), then its words (a shift register)
+        e = c.engine
         port_out = obuf.read_port(domain="sync")
         words = Mux(d.requant, c.quant_tile_words, c.tile_words)
+        tile_bytes = words * c.word_bytes
         shift = Signal(c.tile_words * c.dma_bits)
         left = Signal(range(c.tile_words + 1))     # words of the current tile still to send
-        loading = Signal()                          # obuf's read port shows the next tile
-        m.d.comb += [port_out.addr.eq(rp), port_out.en.eq(1)]
-        tile_bytes = Mux(d.requant, c.quant_tile_words, c.tile_words) * c.word_bytes
-        m.d.comb += write_busy.eq(left != 0)
+        phase = Signal(range(4))                   # idle, load, rows, send
+        IDLE, LOAD, ROWS, SEND = range(4)
+        m.d.comb += [port_out.addr.eq(rp), port_out.en.eq(1), write_busy.eq(phase != IDLE)]
         m.d.comb += [self.wr_cmd.valid.eq(0), self.wr_cmd.payload.addr.eq(
             d.z_addr + sent * tile_bytes), self.wr_cmd.payload.words.eq(words)]
+        mt_next, mt_out = Signal(16), Signal(16)   # the m-tile of the tile going out
         with m.If(starting):
-            m.d.sync += [left.eq(0), loading.eq(0)]
-        can_issue = run & (runtime_error == 0) & (left == 0) & ~loading & (held != 0) \
-            & (sent != written)
-        with m.If(can_issue):
+            m.d.sync += [left.eq(0), phase.eq(IDLE), mt_next.eq(0)]
+        with m.If((phase == IDLE) & run & (runtime_error == 0) & (held != 0)
+                  & (sent != written)):
             m.d.comb += self.wr_cmd.valid.eq(1)
             with m.If(self.wr_cmd.ready):
-                m.d.sync += [loading.eq(1), sent.eq(sent + 1)]
-        counters.add("obuf_reads", 1, when=loading)
-        with m.If(loading):                          # the tile's word is on the read port
-            m.d.sync += [loading.eq(0), shift.eq(port_out.data), left.eq(words)]
-        m.d.comb += [self.wr_data.valid.eq(left != 0), self.wr_data.payload.data.eq(
+                m.d.sync += [phase.eq(LOAD), sent.eq(sent + 1), mt_out.eq(mt_next),
+                             mt_next.eq(Mux(mt_next + 1 == d.m_tiles, 0, mt_next + 1))]
+        raw = Signal(c.tile_bits)
+        counters.add("obuf_reads", 1, when=phase == LOAD)
+        with m.If(phase == LOAD):                  # the tile's word is on the read port
+            m.d.comb += released.eq(1)
+            m.d.sync += [raw.eq(port_out.data), rp.eq(Mux(rp == slots - 1, 0, rp + 1))]
+            with m.If(d.requant & c.requant):
+                m.d.sync += phase.eq(ROWS)
+            with m.Else():
+                m.d.sync += [phase.eq(SEND), shift.eq(port_out.data), left.eq(words)]
+        if c.requant:
+            self._requantize(m, d, phase == ROWS, raw, mt_out, shift, left, words, phase, SEND,
+                             counters)
+        m.d.comb += [self.wr_data.valid.eq(phase == SEND), self.wr_data.payload.data.eq(
             shift[:c.dma_bits])]
         sending = self.wr_data.valid & self.wr_data.ready
         counters.add("dram_write_bytes", c.word_bytes, when=sending)
         with m.If(sending):
             m.d.sync += [shift.eq(shift >> c.dma_bits), left.eq(left - 1)]
             with m.If(left == 1):
-                m.d.comb += released.eq(1)
-                m.d.sync += rp.eq(Mux(rp == slots - 1, 0, rp + 1))
+                m.d.sync += phase.eq(IDLE)
         with m.If(self.wr_done):
             m.d.sync += tiles_done.eq(tiles_done + 1)
         with m.If(run & (self.wr_error != 0)):
             m.d.comb += runtime_error.eq(Mux(self.wr_error == 3, ErrorCode.WRITE_DECERR,
                                              ErrorCode.WRITE_SLVERR))
+
+
+    def _requantize(self, m, d, rows_phase, raw, mt_out, shift, left, words, phase, send,
+                    counters):
+        """REQUANT: the tile in ``raw`` through the ``Requantizer`` a row a cycle, each row
+        with its ``qbuf`` entry (read a row ahead), the int8 rows gathered into ``shift``
+        with the tile's ``overflow`` after them."""
+        c, e = self.config, self.config.engine
+        m.submodules.requantizer = rq = Requantizer(e.cols, e.acc_width, e.signed)
+        q_port = self._qbuf.read_port(domain="sync")
+        row_bits = e.cols * e.acc_width
+        q_row = Signal(range(e.rows + 1))          # the next row whose entry is read
+        shown = Signal()                           # the read port shows row ``shown_row``'s
+        shown_row = Signal(range(e.rows))
+        advance = ~shown | rq.i.ready
+        m.d.comb += [q_port.addr.eq(mt_out * e.rows + q_row), q_port.en.eq(advance)]
+        with m.If(~rows_phase):
+            m.d.sync += [q_row.eq(0), shown.eq(0)]
+        with m.Elif(advance):
+            m.d.sync += [shown.eq(q_row < e.rows), shown_row.eq(q_row)]
+            with m.If(q_row < e.rows):
+                m.d.sync += q_row.eq(q_row + 1)
+        rows = [raw[r * row_bits:(r + 1) * row_bits] for r in range(e.rows)]
+        z_row = Signal(row_bits)
+        with m.Switch(shown_row):
+            for r in range(e.rows):
+                with m.Case(r):
+                    m.d.comb += z_row.eq(rows[r])
+        entry = hss_requant_entry(q_port.data)
+        m.d.comb += [rq.i.valid.eq(rows_phase & shown),
+                     Value.cast(rq.i.payload.z).eq(z_row),
+                     rq.i.payload.scale.eq(entry["scale"]), rq.i.payload.shift.eq(entry["shift"]),
+                     rq.i.payload.relu.eq(d.relu), rq.i.payload.last.eq(shown_row == e.rows - 1),
+                     rq.o.ready.eq(1)]
+        counters.add("qbuf_reads", 1, when=rq.i.valid & rq.i.ready)
+        out_bits = e.cols * 8
+        gathered = Signal(e.rows * out_bits)
+        with m.If(rq.o.valid):
+            y = Value.cast(rq.o.payload.y)
+            step = Cat(gathered[out_bits:], y) if e.rows > 1 else y
+            m.d.sync += gathered.eq(step)
+            with m.If(rq.o.payload.last):
+                overflow = raw[e.rows * row_bits]
+                m.d.sync += [shift.eq(Cat(step, overflow)), left.eq(words), phase.eq(send)]
+
+
+def hss_requant_entry(word):
+    """A ``qbuf`` entry's fields (``hss.requant``: scale bits 15:0, shift bits 21:16)."""
+    return {"scale": word[0:SCALE_BITS].as_signed(), "shift": word[16:16 + SHIFT_BITS]}
 
 
 class _State:

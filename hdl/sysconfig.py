@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hss.system import SystemShape
+
 from .config import ArrayConfig
+from .top import last_beat_latency
 
 __all__ = ["SystemConfig", "DMA_WIDTHS"]
 
@@ -120,3 +123,13 @@ class SystemConfig:
     @property
     def modes(self) -> int:
         return len(self.engine.modes)
+
+    @property
+    def shape(self) -> SystemShape:
+        """The build as the golden model (``hss.system``) and the host driver see it."""
+        e = self.engine
+        return SystemShape(e.rows, e.cols, self.weight_beat_bits, self.act_beat_bits,
+                           e.acc_width, e.signed, self.modes, self.wbuf_depth,
+                           self.abuf_depth, self.dma_bits, self.obuf_tiles,
+                           self.qbuf_rows if self.requant else 0, self.max_burst,
+                           self.outstanding, last_beat_latency(e))

@@ -102,6 +102,17 @@ class DramModel:
     def read(self, addr: int, count: int) -> list[int]:
         return [self.words.get(addr + k * self.word_bytes, 0) for k in range(count)]
 
+    def read_bytes(self, addr: int, length: int) -> bytes:
+        """Bytes from ``addr`` (a word boundary), little-endian words as AXI's byte lanes."""
+        count = -(-length // self.word_bytes)
+        raw = b"".join(w.to_bytes(self.word_bytes, "little") for w in self.read(addr, count))
+        return raw[:length]
+
+    def load_bytes(self, addr: int, data: bytes) -> None:
+        data = bytes(data) + bytes(-len(data) % self.word_bytes)
+        self.load(addr, [int.from_bytes(data[i:i + self.word_bytes], "little")
+                         for i in range(0, len(data), self.word_bytes)])
+
     def failing(self, addr: int, count: int) -> bool:
         if not self.error_at:
             return False

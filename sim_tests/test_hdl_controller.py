@@ -239,3 +239,102 @@ def test_runtime_errors_end_the_layer_and_clear_lets_the_next_run():
     dram.error_at = (A_ADDR, A_ADDR + 7)
     [read] = run_layers(config, dram, [("layer", good)], timeout=5000)
     assert read["error"] and read["code"] == ErrorCode.READ_DECERR, read
+
+
+def test_descriptor_checks_agree_with_the_golden_model():
+    """START answers what ``hss.system.Descriptor.check`` answers, on random descriptors
+    near every limit (one simulation, the controller reset between them)."""
+    from amaranth.hdl import Module, ResetInserter, Signal
+
+    from hdl.controller import Controller
+    from hss.system import Descriptor
+    e = build_config("4:4|4:6,2:4", 2, 2)
+    config = SystemConfig(e, dma_bits=64, wbuf_bytes=2048, abuf_bytes=2048, qbuf_rows=16)
+    shape = config.shape
+    rng = random.Random(20)
+    wb = config.word_bytes
+
+    def near(limit):
+        return rng.choice([0, 1, limit - 1, limit, limit + 1, rng.randrange(limit + 2)])
+
+    descriptors = []
+    for _ in range(60):
+        d = Descriptor(
+            w_addr=rng.choice([0, wb, 3, 0xFFFFFF00, rng.randrange(1 << 32) & ~7]),
+            a_addr=rng.choice([0, 8 * wb, 0xFFFFFFF8, 5]),
+            z_addr=rng.choice([0x10000, 0xFFFFFFF0, 12]),
+            q_addr=rng.choice([0x20000, 0xFFFFFFF8, 2]),
+            m_tiles=near(8), n_tiles=near(8), beats_per_tile=near(6),
+            w_base=near(shape.wbuf_depth // 2), a_base=near(shape.abuf_depth // 2),
+            load_w=rng.random() < 0.8, load_a=rng.random() < 0.8,
+            requant=rng.random() < 0.5, relu=False, modes=rng.choice([0, 1, 2, 3, 4, 7]))
+        descriptors.append(d)
+    reset = Signal()
+    ctrl = Controller(config)
+    top = Module()
+    top.submodules.ctrl = ResetInserter(reset)(ctrl)
+    sim = Simulator(top)
+    sim.add_clock(1e-9)
+    got = []
+
+    async def host(ctx):
+        for d in descriptors:
+            ctx.set(reset, 1)
+            await ctx.tick()
+            ctx.set(reset, 0)
+            for name in ("w_addr", "a_addr", "z_addr", "q_addr", "m_tiles", "n_tiles",
+                         "w_base", "a_base", "modes"):
+                ctx.set(getattr(ctrl, name), getattr(d, name))
+            ctx.set(ctrl.beats_per_tile, d.beats_per_tile)
+            for name in ("load_w", "load_a", "requant", "relu"):
+                ctx.set(getattr(ctrl, name), int(getattr(d, name)))
+            ctx.set(ctrl.start, 1)
+            await ctx.tick()
+            ctx.set(ctrl.start, 0)
+            await ctx.tick().repeat(3)
+            got.append(ctx.get(ctrl.error_code) if ctx.get(ctrl.error) else 0)
+
+    sim.add_testbench(host)
+    sim.run()
+    want = [int(d.check(shape)) for d in descriptors]
+    assert got == want
+    assert len(set(want)) >= 6, "the draw must reach most codes"
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_requantized_layer_matches_the_golden_model(relu):
+    """REQUANT: each tile leaves as int8 through the Requantizer, every row with its table
+    entry; Z and every counter as ``hss.system`` computes them."""
+    from types import SimpleNamespace
+
+    from hss import requant
+    from hss.system import Descriptor, layer_counts, read_outputs
+    e = build_config("4:6,2:4", 2, 2)
+    config = SystemConfig(e, dma_bits=128, wbuf_bytes=8192, abuf_bytes=8192, qbuf_rows=64)
+    shape = config.shape
+    rng = np.random.default_rng(4 + relu)
+    W = hss.prune(rng.integers(-128, 128, (6, 96)), "4:6,2:4")
+    A = rng.integers(-128, 128, (96, 5))
+    image = layer_image(config, [(W, 0)], A)
+    rows = image.m_tiles * e.rows
+    Zp = np.zeros((rows, 5), np.int64)
+    Zp[:6] = W @ A
+    scales, shifts = requant.choose_scales(Zp, relu=relu)
+    dram = DramModel(config.dma_bits)
+    dram.load(W_ADDR, image.weight_words)
+    dram.load(A_ADDR, image.act_words)
+    dram.load_bytes(Q_ADDR, requant.pack_table(scales, shifts))
+    d = descriptor(image, requant=1, relu=int(relu))
+    [status] = run_layers(config, dram, [("layer", d)])
+    assert status["done"], status
+    golden = Descriptor(image.m_tiles, image.n_tiles, image.beats_per_tile, w_addr=W_ADDR,
+                        a_addr=A_ADDR, z_addr=Z_ADDR, q_addr=Q_ADDR, requant=True, relu=relu)
+    Z, overflow = read_outputs(shape, golden, SimpleNamespace(read=dram.read_bytes))
+    want = requant.requantize(Zp, scales, shifts, relu)
+    np.testing.assert_array_equal(Z[:, :Z.shape[1]][:rows, :5], want[:, :5])
+    assert not overflow.any()
+    counts = layer_counts(shape, golden, image.vectors.steps_per_tile)
+    for name in ("dram_read_bytes", "dram_write_bytes", "wbuf_reads", "wbuf_writes",
+                 "abuf_reads", "abuf_writes", "obuf_reads", "obuf_writes", "qbuf_reads",
+                 "qbuf_writes", "steps"):
+        assert status["counters"][name] == getattr(counts, name), name
