@@ -327,12 +327,13 @@ def _field(reg_name: str, node) -> Field:
 
 @functools.lru_cache(maxsize=32)
 def _build(items: tuple[tuple[str, int], ...]) -> RegisterMap:
+    from systemrdl.node import RegNode
+
     params = dict(items)
     root = _compile({k: v for k, v in params.items() if v != _defaults()[k]})
     top = root.top
     registers = []
     for node in top.children():
-        from systemrdl.node import RegNode
         if not isinstance(node, RegNode) or node.is_array:
             raise RegmapError(f"{TOP}.{node.inst_name}: only plain registers are implemented")
         if node.size != DATA_BITS // 8 or node.get_property("regwidth") != DATA_BITS:

@@ -114,6 +114,14 @@ def test_outputs_follow_the_build(tmp_path):
     assert "#define HSS_SYSTEM__QBUF_DEPTH__DEPTH_reset 0x600\n" in header
 
 
+def test_rdl_and_templates_are_package_data():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"regmap", "regmap.templates"' in text and '"host"' in text
+    assert 'regmap = ["*.rdl", "templates/*.j2"]' in text
+    assert (ROOT / "regmap" / "hss_system.rdl").is_file()
+    assert (ROOT / "regmap" / "templates" / "host_regmap.py.j2").is_file()
+
+
 def test_emitters_refuse_what_is_not_a_model(tmp_path):
     with pytest.raises(TypeError, match="expected a regmap.RegisterMap"):
         emit.write_all(tmp_path, {"rows": 4})
