@@ -1,0 +1,1 @@
+"""The host driver of hss_system: register offsets (regmap.py, generated) and the driver."""
