@@ -20,6 +20,7 @@ __all__ = [
     "BEATS_PER_TILE", "W_BASE", "A_BASE", "FLAGS", "MODES", "CYCLES", "STEPS",
     "STALL_WEIGHTS", "STALL_ACTS", "STALL_OUTPUT", "DRAM_READ_BYTES", "DRAM_WRITE_BYTES",
     "WBUF_READS", "WBUF_WRITES", "ABUF_READS", "ABUF_WRITES", "OBUF_READS", "OBUF_WRITES",
+    "QBUF_READS", "QBUF_WRITES",
 ]
 
 DATA_BITS = 32
@@ -405,11 +406,26 @@ class OBUF_WRITES:
     FIELDS = (COUNT,)
 
 
+class QBUF_READS:
+    """qbuf reads: Requantization entries read from qbuf (one per output row of a tile)."""
+    OFFSET = 0x134
+    COUNT = Field("COUNT", 0, 32, "r")
+    FIELDS = (COUNT,)
+
+
+class QBUF_WRITES:
+    """qbuf writes: Requantization entries written to qbuf (the layer's table, one per
+    output row)."""
+    OFFSET = 0x138
+    COUNT = Field("COUNT", 0, 32, "r")
+    FIELDS = (COUNT,)
+
+
 #: every register, in offset order
 REGISTERS = (
     ID, VERSION, CONFIG0, CONFIG1, WBUF_DEPTH, ABUF_DEPTH, QBUF_DEPTH, WBEAT_WORDS,
     ABEAT_WORDS, TILE_WORDS, CTRL, STATUS, INT_ENABLE, INT_STATUS, W_ADDR, A_ADDR, Z_ADDR,
     Q_ADDR, M_TILES, N_TILES, BEATS_PER_TILE, W_BASE, A_BASE, FLAGS, MODES, CYCLES, STEPS,
     STALL_WEIGHTS, STALL_ACTS, STALL_OUTPUT, DRAM_READ_BYTES, DRAM_WRITE_BYTES, WBUF_READS,
-    WBUF_WRITES, ABUF_READS, ABUF_WRITES, OBUF_READS, OBUF_WRITES,
+    WBUF_WRITES, ABUF_READS, ABUF_WRITES, OBUF_READS, OBUF_WRITES, QBUF_READS, QBUF_WRITES,
 )

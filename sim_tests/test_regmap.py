@@ -20,7 +20,7 @@ DESCRIPTOR = ("W_ADDR", "A_ADDR", "Z_ADDR", "Q_ADDR", "M_TILES", "N_TILES", "BEA
               "W_BASE", "A_BASE", "FLAGS", "MODES")
 COUNTERS = ("CYCLES", "STEPS", "STALL_WEIGHTS", "STALL_ACTS", "STALL_OUTPUT",
             "DRAM_READ_BYTES", "DRAM_WRITE_BYTES", "WBUF_READS", "WBUF_WRITES", "ABUF_READS",
-            "ABUF_WRITES", "OBUF_READS", "OBUF_WRITES")
+            "ABUF_WRITES", "OBUF_READS", "OBUF_WRITES", "QBUF_READS", "QBUF_WRITES")
 ERROR_CODES = ("NONE", "WBUF_OVERFLOW", "ABUF_OVERFLOW", "QBUF_OVERFLOW", "MISALIGNED",
                "ADDRESS_RANGE", "EMPTY", "BAD_MODE", "READ_SLVERR", "READ_DECERR",
                "WRITE_SLVERR", "WRITE_DECERR")
@@ -234,7 +234,7 @@ def test_reference_strobes_and_unmapped(model):
     assert ref.read(model.register("M_TILES").offset) == 0xFFFF    # a 16-bit field
     ref.write(0x000, 0)                                  # a constant ignores writes
     assert ref.read(0x000) == 0x48535331
-    for unmapped in (0x008, 0x03C, 0x0AC, 0x134, 0xFFC):
+    for unmapped in (0x008, 0x03C, 0x0AC, 0x13C, 0xFFC):
         assert model.at(unmapped) is None
         ref.write(unmapped, 0xFFFF_FFFF)
         assert ref.read(unmapped) == 0
