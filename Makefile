@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS := test,synth,pnr,cosim,bench
+EXTRAS := test,synth,pnr,cosim,bench,system
 
 .PHONY: setup run test bench bench-quick fuzz-quick clean
 
