@@ -21,6 +21,9 @@ taken, W beats sent with ``wstrb`` 0), so the bus never hangs; nothing more leav
 engine's stream side and what arrives there (commands, write data) is taken and dropped.
 ``idle`` rises once nothing is in flight. ``clear`` zeroes ``error``; the engine takes new
 commands again once it is idle (at once if it is).
+
+A command of 0 words is taken and does nothing (no burst, no data, no ``done``); the
+controller never sends one (START refuses a layer without tiles or beats).
 """
 from __future__ import annotations
 
@@ -140,7 +143,8 @@ class _Engine(wiring.Component):
 
     def _address_fields(self, m, ch):
         """The AR or AW fields that are the same for every burst (``ch``: "ar" or "aw")."""
-        field = lambda name: getattr(self, ch + name)     # noqa: E731
+        def field(name):
+            return getattr(self, ch + name)
         m.d.comb += [
             field("id").eq(0),
             field("size").eq(axi.size_code(self.data_bits)),
