@@ -11,8 +11,9 @@ refuses a misaligned descriptor, docs/system.md); the engines drop the low addre
 so what they issue is aligned whatever they are given, and the tests assert it.
 
 Reset: the domain's reset (the top drives it from ``aresetn``) clears every register, and
-every combinational ``*ready``/``*valid`` output is gated with it: none is high while the
-reset is asserted (docs/system.md, "Ports").
+every ``*ready``/``*valid`` output is gated with it, registered ones too: a synchronous
+reset clears a register only at the first clock edge, and AXI wants valid low during the
+whole reset, from its first cycle (docs/system.md, "Ports").
 
 Errors: a SLVERR or DECERR response halts an engine. ``error`` holds the first code
 (sticky); no further burst is issued; bursts already issued complete on the bus (R beats
@@ -20,6 +21,9 @@ taken, W beats sent with ``wstrb`` 0), so the bus never hangs; nothing more leav
 engine's stream side and what arrives there (commands, write data) is taken and dropped.
 ``idle`` rises once nothing is in flight. ``clear`` zeroes ``error``; the engine takes new
 commands again once it is idle (at once if it is).
+
+A command of 0 words is taken and does nothing (no burst, no data, no ``done``); the
+controller never sends one (START refuses a layer without tiles or beats).
 """
 from __future__ import annotations
 
@@ -139,7 +143,8 @@ class _Engine(wiring.Component):
 
     def _address_fields(self, m, ch):
         """The AR or AW fields that are the same for every burst (``ch``: "ar" or "aw")."""
-        field = lambda name: getattr(self, ch + name)     # noqa: E731
+        def field(name):
+            return getattr(self, ch + name)
         m.d.comb += [
             field("id").eq(0),
             field("size").eq(axi.size_code(self.data_bits)),
@@ -222,25 +227,27 @@ class DMARead(_Engine):
             fifo.w_en.eq(keep),
             in_flight.r_en.eq(beat & self.rlast),
             self.data.payload.eq(fifo.r_data),
-            self.data.valid.eq(fifo.r_rdy & ~halted),
+            self.data.valid.eq(fifo.r_rdy & ~halted & run),
             fifo.r_en.eq(self.data.ready | halted),        # halted: drain and drop
             split.abort.eq(halted),
         ]
 
         burst = split.burst
         issue = Signal()
+        offered = Signal()                # an AR is offered (arvalid out of reset)
         m.d.comb += [
-            issue.eq(burst.valid & (~self.arvalid | self.arready) & in_flight.w_rdy
+            self.arvalid.eq(offered & run),
+            issue.eq(burst.valid & (~offered | self.arready) & in_flight.w_rdy
                      & (credits >= burst.payload.beats) & ~halted & ~bad),
             burst.ready.eq(issue),
             in_flight.w_en.eq(issue),
             in_flight.w_data.eq(burst.payload.final),
         ]
         with m.If(issue):
-            m.d.sync += [self.arvalid.eq(1), self.araddr.eq(burst.payload.addr),
+            m.d.sync += [offered.eq(1), self.araddr.eq(burst.payload.addr),
                          self.arlen.eq(burst.payload.beats - 1)]
         with m.Elif(self.arready):
-            m.d.sync += self.arvalid.eq(0)
+            m.d.sync += offered.eq(0)
         self._address_fields(m, "ar")
 
         popped = fifo.r_rdy & fifo.r_en
@@ -257,8 +264,8 @@ class DMAWrite(_Engine):
     W beats of a burst leave once its AW is offered (``awvalid``), without waiting for
     ``awready``: AXI forbids a master to make W wait for the AW handshake, and slaves
     (cocotbext-axi's, vendors') take W before, with or after AW. Up to ``outstanding``
-    bursts await their B response. ``wdata``/``wlast``/``wvalid`` are registers, so the W
-    channel keeps AXI's rules whatever ``data``'s producer does.
+    bursts await their B response. The W channel is registered, so it keeps AXI's rules
+    (valid held, payload stable) whatever ``data``'s producer does.
 
     Ports: ``cmd`` (in, {addr, words}), ``data`` (in, {data}), ``done`` (a one-cycle pulse
     a cycle after the last B of a command, OKAY), ``error``/``clear``/``idle`` as
@@ -292,7 +299,10 @@ class DMAWrite(_Engine):
         m.d.comb += [response.eq(self.bvalid & self.bready), self.bready.eq(run),
                      awaiting_b.r_en.eq(response)]
         bad = response & self.bresp[1]
-        idle = (~split.busy & (awaiting_b.level == 0) & ~self.wvalid & (w_left == 0))
+        aw_offered = Signal()             # an AW is offered (awvalid out of reset)
+        w_full = Signal()                 # the W registers hold a beat (wvalid out of reset)
+        m.d.comb += [self.awvalid.eq(aw_offered & run), self.wvalid.eq(w_full & run)]
+        idle = (~split.busy & (awaiting_b.level == 0) & ~w_full & (w_left == 0))
         halted = self._error_state(m, response, self.bresp, idle)
         m.d.sync += self.done.eq(response & ~self.bresp[1] & awaiting_b.r_data[0] & ~halted)
         m.d.comb += split.abort.eq(halted)
@@ -300,22 +310,22 @@ class DMAWrite(_Engine):
         burst = split.burst
         issue = Signal()
         m.d.comb += [
-            issue.eq(burst.valid & (~self.awvalid | self.awready) & awaiting_b.w_rdy
+            issue.eq(burst.valid & (~aw_offered | self.awready) & awaiting_b.w_rdy
                      & w_bursts.w_rdy & ~halted & ~bad),
             burst.ready.eq(issue),
             awaiting_b.w_en.eq(issue), awaiting_b.w_data.eq(burst.payload.final),
             w_bursts.w_en.eq(issue), w_bursts.w_data.eq(burst.payload.beats),
         ]
         with m.If(issue):
-            m.d.sync += [self.awvalid.eq(1), self.awaddr.eq(burst.payload.addr),
+            m.d.sync += [aw_offered.eq(1), self.awaddr.eq(burst.payload.addr),
                          self.awlen.eq(burst.payload.beats - 1)]
         with m.Elif(self.awready):
-            m.d.sync += self.awvalid.eq(0)
+            m.d.sync += aw_offered.eq(0)
         self._address_fields(m, "aw")
 
         # W: load a beat into the W registers when they are free and a burst has beats to
         # go; its data from ``data`` or, halted, none (wstrb 0)
-        w_free = ~self.wvalid | self.wready
+        w_free = ~w_full | self.wready
         in_burst = w_left != 0
         has_beat = in_burst | w_bursts.r_rdy
         beats_now = Mux(in_burst, w_left, w_bursts.r_data)
@@ -327,12 +337,12 @@ class DMAWrite(_Engine):
         ]
         with m.If(load):
             m.d.sync += [
-                self.wvalid.eq(1),
+                w_full.eq(1),
                 self.wdata.eq(self.data.payload.data),
                 self.wstrb.eq(Mux(halted, 0, (1 << self.word_bytes) - 1)),
                 self.wlast.eq(beats_now == 1),
                 w_left.eq(beats_now - 1),
             ]
         with m.Elif(self.wready):
-            m.d.sync += self.wvalid.eq(0)
+            m.d.sync += w_full.eq(0)
         return m

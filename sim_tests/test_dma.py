@@ -362,20 +362,21 @@ def test_no_valid_or_ready_during_reset(engine):
         ctx.set(sync.rst, 1)
         ctx.set(dut.cmd.valid, 1)
         ctx.set(Value.cast(dut.cmd.payload), 0x1000 | 40 << 32)
+        ctx.set(dut.arready if engine is DMARead else dut.awready, 0)
         if engine is DMAWrite:
             ctx.set(dut.data.valid, 1)
+        ctx.set(dut.wready if engine is DMAWrite else dut.rvalid, 0)
         for cycle in range(20):
-            # a reset in the middle of a transfer: released, then asserted again
-            ctx.set(sync.rst, not 5 <= cycle < 12)
-            ctx.set(dut.arready if engine is DMARead else dut.awready, 1)
-            ctx.set(dut.wready if engine is DMAWrite else dut.rvalid, 0)
-            await ctx.tick()
-            rst = ctx.get(sync.rst)
+            # a reset in the middle of a transfer: released, then asserted again; its
+            # first cycle counts (before any clock edge has cleared a register)
+            rst = not 5 <= cycle < 12
+            ctx.set(sync.rst, rst)
             values = [ctx.get(o) for o in outputs]
             if rst:
                 seen.setdefault("in_reset", []).append(values[:1] + values[2:])
             else:
                 seen.setdefault("running", []).append(values)
+            await ctx.tick()
 
     sim = Simulator(m)
     sim.add_clock(1e-9)
