@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import os
 import shlex
 import types
 import typing
@@ -413,6 +414,8 @@ def _coerce(f: dataclasses.Field, value):
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is str and isinstance(value, os.PathLike):
+        return os.fspath(value)     # a path option given as a Path, as Python callers do
     if not isinstance(value, hint) or isinstance(value, bool):
         raise InputError(f"{name} must be {'an' if hint is int else 'a'} "
                          f"{hint.__name__}, not {value!r}")
