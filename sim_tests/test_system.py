@@ -22,6 +22,8 @@ from synth import tools
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 COCOTB_SETS = ("--binary", "--timescale", "--top-module", "-o")
+# system_cocotb.axi_errors_end_the_layer is not in the list yet: with an AXI error response
+# the layer stays busy (found by that test; open in issue 20), and a hang costs 30 minutes.
 TESTS = ("layers_match_the_golden_model", "faults_end_a_layer_and_the_next_runs")
 HIGHLIGHT = "4:4|4:5|4:6|4:7,4:4|2:4|1:4"
 
@@ -87,3 +89,26 @@ def test_fixed_build_with_tiling_requant_and_faults(tmp_path, monkeypatch):
               {"m": 6, "k": 48, "n": 5, "seed": 3, "requant": True, "relu": True}]
     report = run_system(tmp_path, monkeypatch, config, layers)
     assert report[0]["parts"] == 1 and report[1]["parts"] > 1
+
+
+def test_highlight_every_mode_and_tasd(tmp_path, monkeypatch):
+    """HighLight's flexible set on 2x2 PEs: a layer in each of its 12 modes and a TASD
+    layer of two terms in different modes, 64-bit DMA."""
+    e = build_config(HIGHLIGHT, 2, 2)
+    config = SystemConfig(e, dma_bits=64, wbuf_bytes=4096, abuf_bytes=4096, qbuf_rows=64)
+    layers = [{"m": 4, "k": 60, "n": 3, "seed": 10 + mode, "mode": mode}
+              for mode in range(len(e.modes))]
+    layers.append({"m": 3, "k": 64, "n": 4, "seed": 30, "tasd": "4:6,2:4+4:4,1:4"})
+    report = run_system(tmp_path, monkeypatch, config, layers,
+                        tests=("layers_match_the_golden_model",))
+    assert len(report) == 13
+
+
+def test_icarus_runs_the_system_too(tmp_path, monkeypatch):
+    """A second, independent simulator: one layer on Icarus Verilog."""
+    if shutil.which("iverilog") is None:
+        pytest.fail("iverilog not found: apt-get install iverilog (make setup does)")
+    config = SystemConfig(build_config("2:4", 1, 2), dma_bits=64, wbuf_bytes=512,
+                          abuf_bytes=512, qbuf_rows=16)
+    run_system(tmp_path, monkeypatch, config, [{"m": 2, "k": 24, "n": 3, "seed": 5}],
+               simulator="icarus", tests=("layers_match_the_golden_model",))
