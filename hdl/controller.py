@@ -19,6 +19,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hss.requant import SCALE_BITS, SHIFT_BITS
+from hss.system import ErrorCode     # STATUS.ERROR_CODE: one definition, beside the golden model
 
 from .requant import Requantizer
 from .sysconfig import SystemConfig
@@ -27,22 +28,6 @@ __all__ = ["Controller", "ErrorCode", "COUNTERS", "dma_command_layout"]
 
 ADDR_BITS = 32
 COUNT_BITS = 32
-
-
-class ErrorCode:
-    """``STATUS.ERROR_CODE`` (the SystemRDL enum of regmap/hss_system.rdl)."""
-    NONE = 0
-    WBUF_OVERFLOW = 1
-    ABUF_OVERFLOW = 2
-    QBUF_OVERFLOW = 3
-    MISALIGNED = 4
-    ADDRESS_RANGE = 5
-    EMPTY = 6
-    BAD_MODE = 7
-    READ_SLVERR = 8
-    READ_DECERR = 9
-    WRITE_SLVERR = 10
-    WRITE_DECERR = 11
 
 
 #: The performance counters, in the order of the registers.
