@@ -17,9 +17,9 @@ __all__ = ["FaultyRam", "FaultyRamRead", "FaultyRamWrite", "pauses"]
 # its beats' addresses (whatever its strobes, as an interconnect decodes the address).
 
 class FaultyRamRead(AxiRamRead):
-    def __init__(self, bus, clock, reset, faults, mem):
+    def __init__(self, bus, clock, reset, faults, mem, reset_active_level=True):
         self.faults, self.beat_resp = faults, 0
-        super().__init__(bus, clock, reset, mem=mem)
+        super().__init__(bus, clock, reset, reset_active_level=reset_active_level, mem=mem)
         send = self.r_channel.send
 
         async def send_with_resp(r):
@@ -33,9 +33,9 @@ class FaultyRamRead(AxiRamRead):
 
 
 class FaultyRamWrite(AxiRamWrite):
-    def __init__(self, bus, clock, reset, faults, mem):
+    def __init__(self, bus, clock, reset, faults, mem, reset_active_level=True):
         self.faults, self.burst_resp = faults, 0
-        super().__init__(bus, clock, reset, mem=mem)
+        super().__init__(bus, clock, reset, reset_active_level=reset_active_level, mem=mem)
         recv, send = self.aw_channel.recv, self.b_channel.send
 
         async def recv_noting_resp():
@@ -57,12 +57,16 @@ class FaultyRamWrite(AxiRamWrite):
 
 
 class FaultyRam(Memory):
-    """AxiRam whose beats at ``faults(addr)`` != 0 answer that response."""
+    """AxiRam whose beats at ``faults(addr)`` != 0 answer that response.
+    ``reset_active_level`` as AxiRam's: False for an active-low reset such as ``aresetn``
+    (left at True there, the RAM sits in reset while the design runs and never answers)."""
 
-    def __init__(self, bus, clock, reset, size, faults):
+    def __init__(self, bus, clock, reset, size, faults, reset_active_level=True):
         super().__init__(size)
-        self.write_if = FaultyRamWrite(bus.write, clock, reset, faults, self.mem)
-        self.read_if = FaultyRamRead(bus.read, clock, reset, faults, self.mem)
+        self.write_if = FaultyRamWrite(bus.write, clock, reset, faults, self.mem,
+                                       reset_active_level)
+        self.read_if = FaultyRamRead(bus.read, clock, reset, faults, self.mem,
+                                     reset_active_level)
 
 
 def pauses(rng, share, longest):

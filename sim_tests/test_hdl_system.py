@@ -14,21 +14,24 @@ from hdl.config import build_config
 from hdl.sysconfig import SystemConfig
 from hdl.system import HSSSystem
 from hss.beats import StreamFormat
-from host.driver import Driver, run_now
+from host.driver import Driver, DriverError, run_now
 from host.model import SystemModel
 
 EXACT = ("steps", "dram_read_bytes", "dram_write_bytes", "wbuf_reads", "wbuf_writes",
          "abuf_reads", "abuf_writes", "obuf_reads", "obuf_writes", "qbuf_reads", "qbuf_writes")
 
 
-def run_on_system(config, layers, *, pause=0.2, timeout_cycles=400_000):
+def run_on_system(config, layers, *, pause=0.2, timeout_cycles=400_000, error_at=None,
+                  before=None):
     """Run ``layers`` ([(segments, A, kwargs)]) through the driver on the system; results
-    and the model's results."""
+    and the model's results (a ``DriverError`` in place of a layer's result when it ends
+    in one). ``error_at(addr)``: the RAM's AXI response per beat address; ``before(i,
+    descriptor)`` is called before layer ``i`` with the model's first descriptor of it."""
     engine = config.engine
     fmt = StreamFormat.from_manifest(manifest(engine, {TOP: ports(accelerator_for(engine))}, {}))
     dut = HSSSystem(config)
     sim = Simulator(dut)
-    ram = AxiRamModel(dut, config.word_bytes, pause=pause)
+    ram = AxiRamModel(dut, config.word_bytes, pause=pause, error_at=error_at)
     out = []
 
     async def clock(ctx):
@@ -48,11 +51,17 @@ def run_on_system(config, layers, *, pause=0.2, timeout_cycles=400_000):
                         dram_bytes=1 << 22, poll_limit=50_000)
         await driver.probe()
         model = Driver(SystemModel(config.shape, fmt), fmt, dram_base=0, dram_bytes=1 << 22)
-        for segments, A, kwargs in layers:
+        for i, (segments, A, kwargs) in enumerate(layers):
             driver.reset_memory()
             model.reset_memory()
-            out.append((await driver.run_layer(segments, A, **kwargs),
-                        run_now(model.run_layer(segments, A, **kwargs))))
+            want = run_now(model.run_layer(segments, A, **kwargs))
+            if before is not None:
+                before(i, want.descriptors[0])
+            try:
+                got = await driver.run_layer(segments, A, **kwargs)
+            except DriverError as error:
+                got = error
+            out.append((got, want))
 
     sim.add_process(clock)
     sim.add_process(ram.reads)
@@ -94,3 +103,23 @@ def test_layers_through_the_driver():
     assert np.array_equal(got.Z, requant.requantize(Z, scales, shifts, True))
     for name in EXACT:
         assert got.counters[name] == want.counters[name], name
+
+
+def test_axi_errors_end_the_layer():
+    """A read answered SLVERR (in the weights) and a write answered DECERR (the first
+    output tile) each end their layer with its code and nothing hangs; the same layer then
+    runs exact."""
+    e = build_config("4:6,2:4", 2, 2)
+    config = SystemConfig(e, wbuf_bytes=1024, abuf_bytes=1024, qbuf_rows=64)
+    segments, A = _layer(e.modes, 1, 5, 96, 3)
+    window = {"range": range(0), "resp": 0}
+
+    def before(i, where):
+        regions = [range(where.w_addr, where.w_addr + 64), range(where.z_addr,
+                                                                 where.z_addr + 16), range(0)]
+        window.update(range=regions[i], resp=(2, 3, 0)[i])
+
+    results = run_on_system(config, [(segments, A, {})] * 3, before=before,
+                            error_at=lambda a: window["resp"] if a in window["range"] else 0)
+    assert [r.code.name for r, _ in results[:2]] == ["READ_SLVERR", "WRITE_DECERR"]
+    _check(results[2], None, segments, A)
