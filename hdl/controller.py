@@ -8,19 +8,21 @@ and writes each tile the engine leaves to DRAM through the output buffer. Loadin
 computing and storing overlap. Errors end the layer without a hang: the DMA's data are
 drained, the engine is reset, ``error``/``error_code`` stay until ``clear``.
 
-The buffers are ``amaranth.lib.memory`` memories of one beat (or tile) per word, each with
-one write and one read port. Every count the registers report is counted here, where its
+The buffers are ``hdl.ram.BlockRAM``s (``amaranth.lib.memory``, or with ``macros`` the
+``hss_sdp_ram`` module) of one beat (or tile) per word, each with one write and one read
+port. Every count the registers report is counted here, where its
 event happens.
 """
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hss.requant import SCALE_BITS, SHIFT_BITS
 from hss.system import ErrorCode     # STATUS.ERROR_CODE: one definition, beside the golden model
 
+from .ram import BlockRAM
 from .requant import Requantizer
 from .sysconfig import SystemConfig
 
@@ -56,10 +58,11 @@ class Controller(wiring.Component):
     with plain-bit payloads, and ``engine_reset`` (a layer that ended in an error leaves no
     partial tile behind)."""
 
-    def __init__(self, config: SystemConfig):
+    def __init__(self, config: SystemConfig, *, macros: bool = False):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be an hdl.sysconfig.SystemConfig, not {config!r}")
         self.config = c = config
+        self.macros = bool(macros)          # the buffers as hss_sdp_ram instances (hdl.ram)
         e = c.engine
         members = {
             "start": In(1), "clear": In(1),
@@ -89,13 +92,11 @@ class Controller(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c, e = self.config, self.config.engine
-        m.submodules.wbuf = wbuf = memory.Memory(shape=c.weight_beat_bits, depth=c.wbuf_depth,
-                                                 init=[])
-        m.submodules.abuf = abuf = memory.Memory(shape=c.act_beat_bits, depth=c.abuf_depth,
-                                                 init=[])
-        m.submodules.obuf = obuf = memory.Memory(shape=c.tile_bits, depth=c.obuf_tiles,
-                                                 init=[])
-        m.submodules.qbuf = qbuf = memory.Memory(shape=32, depth=c.qbuf_rows, init=[])
+        macro = self.macros
+        m.submodules.wbuf = wbuf = BlockRAM(c.weight_beat_bits, c.wbuf_depth, macro=macro)
+        m.submodules.abuf = abuf = BlockRAM(c.act_beat_bits, c.abuf_depth, macro=macro)
+        m.submodules.obuf = obuf = BlockRAM(c.tile_bits, c.obuf_tiles, macro=macro)
+        m.submodules.qbuf = qbuf = BlockRAM(32, c.qbuf_rows, macro=macro)
         self._qbuf = qbuf
 
         # -- the layer's sizes, latched at start and checked ------------------------------

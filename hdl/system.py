@@ -8,7 +8,7 @@ AXI4 master (``hdl.dma``), the register block of the SystemRDL map (``hdl.regs``
 """
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, Module, ResetInserter, Value
+from amaranth.hdl import ClockDomain, ClockSignal, Instance, Module, ResetInserter, ResetSignal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -50,12 +50,20 @@ _STATUS = {"busy": "status_busy", "done": "status_done", "error": "status_error"
 
 class HSSSystem(wiring.Component):
     """``hss_system`` for ``config`` (an ``hdl.sysconfig.SystemConfig``). ``shared``: the
-    engine's shared modules (``hdl.shared``), as for the engine alone."""
+    engine's shared modules (``hdl.shared``), as for the engine alone.
 
-    def __init__(self, config: SystemConfig, *, shared=None):
+    ``instances``: the engine is an instance of ``engine_module`` (the engine's own
+    Verilog, converted apart, with its shared modules) and the buffers instances of
+    ``hdl.ram.MACRO``, as ``python -m gen`` emits the system: one engine RTL for the engine
+    alone and in the system, and a conversion that takes seconds whatever the array and
+    the buffers. Without it (Amaranth's simulator, tests), everything is elaborated here."""
+
+    def __init__(self, config: SystemConfig, *, shared=None, instances: bool = False,
+                 engine_module: str = "hss_accelerator"):
         if not isinstance(config, SystemConfig):
             raise TypeError(f"config must be an hdl.sysconfig.SystemConfig, not {config!r}")
         self.config, self.shared = config, shared
+        self.instances, self.engine_module = bool(instances), engine_module
         self.model = regmap.build_model(**register_parameters(config))
         self._read = axi.axi4_read_members(config.dma_bits, config.addr_bits)
         self._write = axi.axi4_write_members(config.dma_bits, config.addr_bits)
@@ -74,14 +82,17 @@ class HSSSystem(wiring.Component):
         m.d.comb += [domain.clk.eq(self.aclk), domain.rst.eq(~self.aresetn)]
 
         m.submodules.registers = regs = Registers(self.model)
-        m.submodules.controller = ctrl = self._controller = Controller(c)
+        m.submodules.controller = ctrl = self._controller = Controller(c, macros=self.instances)
         m.submodules.dma_read = rd = DMARead(c.dma_bits, c.addr_bits,
                                              max_burst=c.max_burst, outstanding=c.outstanding)
         m.submodules.dma_write = wr = DMAWrite(c.dma_bits, c.addr_bits,
                                                max_burst=c.max_burst,
                                                outstanding=c.outstanding)
         engine = accelerator_for(c.engine, shared=self.shared)
-        m.submodules.engine = ResetInserter(ctrl.engine_reset)(engine)
+        if self.instances:
+            m.submodules.engine = self._engine_instance(engine, ResetSignal() | ctrl.engine_reset)
+        else:
+            m.submodules.engine = ResetInserter(ctrl.engine_reset)(engine)
 
         axi.forward(m, regs, self, "s_axil_", self._lite)
         axi.forward(m, rd, self, "m_axi_", self._read)
@@ -110,3 +121,13 @@ class HSSSystem(wiring.Component):
                      ctrl.tiles.valid.eq(engine.tiles.valid),
                      engine.tiles.ready.eq(ctrl.tiles.ready)]
         return m
+
+    def _engine_instance(self, engine, reset):
+        """``engine`` (not elaborated: its ports only) as an instance of
+        ``engine_module``, port for port as Amaranth names them in its Verilog."""
+        engine._MustUse__silence = True          # its signals are used, not the component
+        ports = {"i_clk": ClockSignal(), "i_rst": reset}
+        for path, member, value in engine.signature.flatten(engine):
+            ports[("o_" if member.flow == Out else "i_") + "__".join(map(str, path))] = \
+                Value.cast(value)
+        return Instance(self.engine_module, **ports)

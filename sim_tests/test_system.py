@@ -1,6 +1,8 @@
 """hss_system's Verilog in a real simulator: cocotb 2 with cocotbext-axi (AxiRam as the DRAM
 with random pauses, AxiLiteMaster as the host) and the host driver, layer by layer against
-the golden model (the tests are in system_cocotb.py)."""
+the golden model (the tests are in system_cocotb.py). The Verilog is what ``python -m gen``
+writes: rtl/hss_system.v with the engine and buffers as instances, rtl/hss_sdp_ram.v and
+rtl/hss_accelerator.v."""
 from __future__ import annotations
 
 import json
@@ -10,13 +12,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from amaranth.back import verilog
 
-from gen.emit import TOP, manifest, ports
+from gen.emit import SYSTEM, TOP, emit_system, emit_verilog, manifest, ports, ram_verilog
 from hdl import accelerator_for
 from hdl.config import build_config
+from hdl.ram import MACRO
 from hdl.sysconfig import SystemConfig
-from hdl.system import HSSSystem
 from synth import tools
 
 HERE = Path(__file__).resolve().parent
@@ -46,8 +47,14 @@ def run_system(tmp_path, monkeypatch, config: SystemConfig, layers, *, simulator
     engine = config.engine
     man = tmp_path / "manifest.json"
     man.write_text(json.dumps(manifest(engine, {TOP: ports(accelerator_for(engine))}, {})))
-    rtl = tmp_path / "hss_system.v"
-    rtl.write_text(verilog.convert(HSSSystem(config), name="hss_system"))
+    # the files python -m gen writes: the system with the engine and the buffers as
+    # instances, the engine's own Verilog, the RAM module
+    system_text, _ = emit_system(config)
+    texts = {SYSTEM: system_text, MACRO: ram_verilog(), TOP: emit_verilog(engine)[0][TOP]}
+    sources = []
+    for name in (SYSTEM, MACRO, TOP):
+        sources.append(tmp_path / f"{name}.v")
+        sources[-1].write_text(texts[name])
     report = tmp_path / "report.json"
     case = {"manifest": str(man), "layers": layers, "pauses": pauses, "seed": seed,
             "report": str(report)}
@@ -56,7 +63,7 @@ def run_system(tmp_path, monkeypatch, config: SystemConfig, layers, *, simulator
         runner = get_runner(simulator)
         args = list(tools.verilator_flags(without=COCOTB_SETS)) if simulator == "verilator" \
             else []
-        runner.build(sources=[rtl], hdl_toplevel="hss_system", build_dir=build,
+        runner.build(sources=sources, hdl_toplevel="hss_system", build_dir=build,
                      timescale=("1ns", "1ps"), build_args=args)
         results = build / "results.xml"
         try:
