@@ -29,6 +29,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from hdl.sysconfig import DMA_WIDTHS
 from synth.tools import cores
 
 from .board import BOARDS
@@ -123,6 +124,24 @@ class Options:
     max_k: int | None = _option(
         None, "largest K the accumulator is sized for (default: 4096, or K of the GEMM if "
         "larger)", group="design", metavar="K")
+    dma_bits: int = _option(
+        128, "data width of the system's AXI4 master (hss_system's DMA port), one of 64, "
+        "128, 256, 512 (default 128)", group="design", metavar="BITS",
+        choices=DMA_WIDTHS)
+    wbuf_kib: int = _option(
+        128, "the system's weights buffer in KiB (default 128: half of Gemmini's 256 KiB "
+        "scratchpad)", group="design", metavar="KIB")
+    abuf_kib: int = _option(128, "the system's activations buffer in KiB (default 128)",
+                            group="design", metavar="KIB")
+    qbuf_rows: int = _option(
+        4096, "rows of the system's requantization table, at least --rows (default 4096)",
+        group="design", metavar="N")
+    obuf_tiles: int = _option(2, "tiles the system's output buffer holds, at least 2 "
+                              "(default 2)", group="design", metavar="N")
+    requant: bool = _option(
+        True, "build the system's output requantization (default)", group="design",
+        flag="--requant", off_flag="--no-requant",
+        off_help="build the system without output requantization (no table, no qbuf)")
     shape: tuple[int, int, int] | None = _option(
         None, "random GEMM shape when no tensors are given (default: 2*rows, 8*group size, "
         "2*cols), e.g. 10,100,7", group="workload", metavar="M,K,N")
@@ -170,6 +189,10 @@ class Options:
     sim: str = _option("verilator", "simulator of the testbench (default verilator; none: "
                        "generate the testbench, do not run it)", group="flow",
                        choices=SIMULATORS)
+    system: bool = _option(
+        True, "emit hss_system beside the engine: rtl/hss_system.v, rtl/hss_sdp_ram.v, regs/ "
+        "(default)", group="flow", flag="--system", off_flag="--no-system",
+        off_help="emit the engine only (no hss_system, no regs/)")
     synth: bool = _option(True, "synthesize (default)", group="flow", off_flag="--no-synth",
                           off_help="skip Yosys synthesis and the area report (default: "
                           "synthesize the design and its dense twin)")
@@ -219,8 +242,15 @@ class Options:
         """What can be checked without reading a file, as one line each."""
         if self.ranks is None:
             raise InputError("the following arguments are required: --ranks")
-        for name in ("rows", "cols", "width", "acc_width", "max_k", "macs", "tile_rows"):
+        for name in ("rows", "cols", "width", "acc_width", "max_k", "macs", "tile_rows",
+                     "wbuf_kib", "abuf_kib", "qbuf_rows", "obuf_tiles"):
             _positive(name, getattr(self, name))
+        if self.dma_bits not in DMA_WIDTHS:
+            raise InputError(f"--dma-bits {self.dma_bits}: choose among "
+                             f"{', '.join(map(str, DMA_WIDTHS))}")
+        if self.obuf_tiles < 2:
+            raise InputError(f"--obuf-tiles must be at least 2 (a tile leaves while the next "
+                             f"is computed), got {self.obuf_tiles}")
         if self.sim not in SIMULATORS:
             raise InputError(f"--sim {self.sim!r}: choose among {', '.join(SIMULATORS)}")
         if self.board is not None and self.board not in BOARDS:

@@ -11,7 +11,8 @@ from synth.tools import ToolMissing
 
 from .area import synthesize_decompressor, synthesize_design
 from .board import board_stage
-from .emit import DECOMPRESSOR, TOP, emit_verilog, manifest, tool_versions, write_json
+from .emit import (DECOMPRESSOR, SYSTEM, TOP, emit_system, emit_verilog, manifest,
+                   ram_verilog, system_manifest, tool_versions, write_json)
 from .fusesoc import write_core
 from .progress import Progress
 from .report import build_report, summary, write_report
@@ -103,9 +104,13 @@ def _stages(plan, work: Path, progress: Progress) -> int:
     texts, port_lists = emit_verilog(c)
     for name, text in texts.items():
         (rtl / f"{name}.v").write_text(text)
-    write_json(rtl / "manifest.json", manifest(c, port_lists, tool_versions(needed(a))))
+    system = _emit_system(plan, work)
+    write_json(rtl / "manifest.json", manifest(c, port_lists, tool_versions(needed(a)),
+                                               system.manifest if system else None))
     write_json(work / "config.json", _config_json(plan))
-    progress.done(f"{sum(len(t) for t in texts.values()) // 1024} KiB of Verilog in rtl/")
+    progress.done(f"{sum(len(t) for t in texts.values()) // 1024} KiB of Verilog in rtl/"
+                  + ("" if system is None else f", {SYSTEM}.v {system.kib} KiB and regs/"
+                     if system.config else f"; no {SYSTEM}: {system.refused}"))
 
     progress.start("testbench")
     layers = plan.vectors()
@@ -160,7 +165,7 @@ def _stages(plan, work: Path, progress: Progress) -> int:
 
     board = board_stage(plan, layers, work, progress)   # --board: a bitstream (gen.board)
     progress.start("report")
-    report = build_report(plan, layers, sim, area, board)
+    report = build_report(plan, layers, sim, area, board, system)
     write_report(work, report)
     if area is not None:
         write_report(work / "synth", report, area_only=True)
@@ -168,6 +173,33 @@ def _stages(plan, work: Path, progress: Progress) -> int:
     for line in summary(report, plan.out):
         print("  " + line)
     return status
+
+
+class SystemBuild:
+    """What a run wrote of ``hss_system``: its ``config`` (None when refused, ``refused``
+    then says why), ``memories`` (``synth.memories.MemoryUse``), the manifest section."""
+
+    def __init__(self, config, refused=None, memories=(), manifest=None, kib=0):
+        self.config, self.refused, self.memories, self.kib = config, refused, list(memories), kib
+        self.manifest = manifest if manifest is not None else {"refused": refused}
+
+
+def _emit_system(plan, work: Path) -> SystemBuild | None:
+    """``rtl/hss_system.v``, ``rtl/hss_sdp_ram.v`` and ``regs/`` (the register map's C
+    header, Markdown, IP-XACT, HTML) of the build, unless the system refuses its engine
+    (the ``SystemBuild`` says why) or the run asks for none (``--no-system``: None)."""
+    from hdl.ram import MACRO
+    from regmap.emit import write_all
+    from synth.memories import memories_of
+    if plan.system is None:
+        return None if plan.system_refused is None else SystemBuild(None, plan.system_refused)
+    text, component = emit_system(plan.system)
+    (work / "rtl" / f"{SYSTEM}.v").write_text(text)
+    (work / "rtl" / f"{MACRO}.v").write_text(ram_verilog())
+    write_all(work / "regs", component.model)
+    memories = memories_of(component)
+    return SystemBuild(plan.system, None, memories, system_manifest(component, memories),
+                       len(text) // 1024)
 
 
 def _tool_paths(sim: str) -> dict[str, str]:

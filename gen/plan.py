@@ -111,6 +111,24 @@ def _config(modes: hss.ModeSet, o: Options, max_k=4096, acc_width=None):
         raise InputError(str(e)) from None
 
 
+def _system_config(engine, o: Options):
+    """``(SystemConfig, None)`` for the ``hss_system`` of this build, or ``(None, why)``
+    when the system refuses the engine itself (``why``: its one line). Sizes the engine
+    could take but these options get wrong are bad input (``InputError``): the refusal is
+    told apart by whether the default sizes are refused too."""
+    from hdl.sysconfig import KIB, SystemConfig
+    try:
+        return SystemConfig(engine, dma_bits=o.dma_bits, wbuf_bytes=o.wbuf_kib * KIB,
+                            abuf_bytes=o.abuf_kib * KIB, qbuf_rows=o.qbuf_rows,
+                            obuf_tiles=o.obuf_tiles, requant=o.requant), None
+    except ValueError as e:
+        try:
+            SystemConfig(engine)
+        except ValueError as refused:
+            return None, str(refused)
+        raise InputError(f"hss_system: {e}") from None
+
+
 def _conforms_or_advise(W, pattern: hss.Pattern) -> None:
     """``hss.check_conforms``, its error saying what to do with weights that break the
     pattern (dense weights, typically)."""
@@ -165,6 +183,9 @@ class Plan:
         self.config = _config(modes, o, max_k, o.acc_width)
         _check_size(self.config, [s for layer in self.layers
                                   for s in self._shapes(self.config, layer)])
+        # hss_system: its config, or None with why (None when --no-system)
+        self.system, self.system_refused = (_system_config(self.config, o) if o.system
+                                            else (None, None))
         self.targets = list(o.target)
         self.jobs = o.jobs or cores()
         self.out = Path(o.out) if o.out else Path("build") / self.default_name()

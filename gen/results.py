@@ -536,6 +536,7 @@ class Report(_Result):
     area: Area | None = _meta(omit_none=True)
     sparsity_tax: SparsityTax | None = _meta(omit_none=True)
     board: dict | None = _meta(omit_none=True)
+    system: dict | None = _meta(omit_none=True)
 
     @property
     def steps(self) -> int:
@@ -559,10 +560,72 @@ def _lanes(config) -> dict | None:
             "window_per_lane": round(s.mux_inputs / config.macs, 2)}
 
 
-def build_report(plan, vectors, sim, area, board=None) -> Report:
+def _system(plan, vectors, system) -> dict | None:
+    """The report's ``system`` section: the ``hss_system`` of the build (``system``: the
+    pipeline's ``SystemBuild``) or why there is none; its buffers and other memories
+    (``synth.memories``); with a workload of the user's (``--shape``, ``--weights``), each
+    layer's DRAM traffic and roofline bound as ``hss.system`` models them."""
+    if system is None:
+        return None
+    if system.config is None:
+        return {"refused": system.refused}
+    from hss.system import SystemModelError, split_layer
+    from synth.memories import SOURCES
+    c, m = system.config, system.manifest
+    out = {"parameters": m["parameters"], "register_map": m["register_map"],
+           "interfaces": _interfaces(m["ports"]),
+           "memories": [x.to_json() for x in system.memories],
+           "memory_bits": sum(x.bits for x in system.memories),
+           "memory_brams": sum(x.brams for x in system.memories),
+           "memory_nand2_eq": round(sum(x.nand2_eq for x in system.memories), 1),
+           "memory_sources": list(SOURCES)}
+    o = plan.options
+    if not (o.weights or o.shape):
+        return out
+    shape, layers = c.shape, []
+    for layer, v in zip(plan.layers, vectors):
+        m_tiles = -(-int(layer.W.shape[0]) // c.engine.rows)
+        n_tiles = -(-int(layer.A.shape[1]) // c.engine.cols)
+        bpt = v.beats // v.tiles
+        entry = {"m_tiles": m_tiles, "n_tiles": n_tiles, "beats_per_tile": bpt}
+        try:
+            split = split_layer(m_tiles, n_tiles, bpt, shape)
+        except SystemModelError as e:
+            layers.append({**entry, "refused": str(e)})
+            continue
+        k = split.counts
+        compute = k.compute_cycles - k.steps + v.tiles * v.steps_per_tile
+        layers.append({**entry, "descriptors": len(split.parts), "order": split.order,
+                       "dram_read_bytes": k.dram_read_bytes,
+                       "dram_write_bytes": k.dram_write_bytes, "dram_bytes": k.dram_bytes,
+                       "minimum_dram_bytes": split.minimum_dram_bytes,
+                       "over_minimum": ratio(k.dram_bytes, split.minimum_dram_bytes),
+                       "compute_cycles": compute, "dram_cycles": k.dram_cycles,
+                       "cycles_lower_bound": max(compute, k.dram_cycles),
+                       "bound": "DRAM" if k.dram_cycles > compute else "compute"})
+    out["layers"] = layers
+    return out
+
+
+def _interfaces(port_list) -> dict:
+    """Per interface of ``hss_system`` (``m_axi``, ``s_axil``...), its data width and
+    signal count."""
+    out = {}
+    for p in port_list:
+        entry = out.setdefault(p["interface"], {"signals": 0})
+        entry["signals"] += 1
+        if p.get("signal") in ("wdata", "rdata"):
+            entry["data_bits"] = p["width"]
+        if p.get("signal") in ("awaddr", "araddr"):
+            entry["address_bits"] = p["width"]
+    return out
+
+
+def build_report(plan, vectors, sim, area, board=None, system=None) -> Report:
     """The run's report: ``vectors`` the layers' ``GemmVectors``, ``sim`` the testbench's
     ``SimResult`` (None with ``--sim none``), ``area`` ``gen.area``'s results (None without
-    synthesis), ``board`` the ``--board`` section."""
+    synthesis), ``board`` the ``--board`` section, ``system`` the ``hss_system`` the run
+    wrote (``gen.pipeline.SystemBuild``)."""
     c = plan.config
     layers = _layers(plan, vectors, sim)
     modes = _modes(c)
@@ -578,7 +641,8 @@ def build_report(plan, vectors, sim, area, board=None) -> Report:
         {"rows": c.rows, "cols": c.cols, "multipliers": c.multipliers},
         {"width": c.width, "signed": c.signed, "acc_width": c.acc_width, "max_k": c.max_k},
         c.macs, last_beat_latency(c), _lanes(c), modes, layers, _run_energy(plan, vectors, sim),
-        _testbench(plan, sim, layers) if sim is not None else None, board=board)
+        _testbench(plan, sim, layers) if sim is not None else None, board=board,
+        system=_system(plan, vectors, system))
     if area is None:
         return report
     synthesized = Area.of(area)

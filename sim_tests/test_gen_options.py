@@ -137,7 +137,9 @@ def test_name_hash_covers_every_option_that_changes_the_output(tmp_path):
         "tasd": (("2:4",), {}), "max_error": (0.5, {"tasd": ("auto",)}),
         "tasd_terms": (1, {"tasd": ("auto",)}), "energy_table": (str(table), {}),
         "sim": ("icarus", {}), "synth": (False, {}), "target": (("ice40",), {}),
-        "fmax": (True, {}), "board": ("ulx3s-85f", {}), "stalls": (3, {}), "trace": (True, {})}
+        "fmax": (True, {}), "board": ("ulx3s-85f", {}), "stalls": (3, {}), "trace": (True, {}),
+        "dma_bits": (64, {}), "wbuf_kib": (4, {}), "abuf_kib": (4, {}), "qbuf_rows": (64, {}),
+        "obuf_tiles": (3, {}), "requant": (False, {}), "system": (False, {})}
     hashed = {name for name, f in FIELDS.items() if f.metadata["group"] != "run"
               and name not in ("ranks", "macs", "rows", "cols", "width", "signed")}
     assert set(changed) == hashed

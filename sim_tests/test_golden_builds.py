@@ -80,8 +80,10 @@ def emitted(out: Path) -> dict[str, bytes]:
 
 
 def _whole(data: bytes, rel: str) -> bool:
-    """Programs, build files and reports are kept whole; Verilog and vectors by digest."""
-    return len(data) <= WHOLE_BELOW and not rel.endswith((".v", ".hex", ".vcd", ".txt"))
+    """Programs, build files and reports are kept whole; Verilog, vectors and the register
+    map's HTML and IP-XACT (PeakRDL's renderings of the C header's facts) by digest."""
+    return (len(data) <= WHOLE_BELOW and not rel.endswith((".v", ".hex", ".vcd", ".txt", ".xml"))
+            and not rel.startswith("regs/html/"))
 
 
 def _update(name: str, files: dict[str, bytes]) -> None:

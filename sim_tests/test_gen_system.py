@@ -1,0 +1,154 @@
+"""``python -m gen`` writes ``hss_system`` beside the engine: its Verilog, its register map's
+files, the manifest's and the report's system sections; or, for an engine the system does
+not take, none of them and one line saying why.
+
+The builds here use small buffers (4 KiB): what is checked does not depend on their size.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gen.fusesoc import LINT_OPTIONS
+from genkit import gen
+from synth import tools
+
+SMALL = ["--wbuf-kib", "4", "--abuf-kib", "4", "--qbuf-rows", "64"]
+BUILD = ["--ranks", "2:4", "--rows", "2", "--cols", "2", "--sim", "none", "--no-synth",
+         "--dma-bits", "64", "--shape", "6,40,5", *SMALL]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    root = tmp_path_factory.mktemp("system")
+    r = gen(*BUILD, "--out", root / "a")
+    assert r.returncode == 0, r.stderr
+    return root
+
+
+def test_build_writes_the_system_and_its_registers(build):
+    out = build / "a"
+    text = (out / "rtl" / "hss_system.v").read_text()
+    assert text.count("\nmodule hss_system(") == 1
+    # the engine and the buffers are instances of the modules beside it
+    assert "hss_accelerator engine (" in text and "\nmodule hss_accelerator(" not in text
+    assert text.count("hss_sdp_ram #(") == 4
+    assert "module hss_sdp_ram #(" in (out / "rtl" / "hss_sdp_ram.v").read_text()
+    for name in ("hss_system.h", "hss_system.md", "hss_system.xml", "html/index.html"):
+        assert (out / "regs" / name).is_file(), name
+    header = (out / "regs" / "hss_system.h").read_text()
+    assert "HSS_SYSTEM" in header
+
+
+def test_manifest_lists_the_axi_ports(build):
+    system = json.loads((build / "a" / "rtl" / "manifest.json").read_text())["system"]
+    assert system["top"] == "hss_system" and system["file"] == "hss_system.v"
+    assert system["files"] == ["hss_system.v", "hss_sdp_ram.v", "hss_accelerator.v"]
+    ports = {p["name"]: p for p in system["ports"]}
+    assert "clk" not in ports and "rst" not in ports
+    assert ports["aclk"]["interface"] == "clock" and ports["aresetn"]["direction"] == "input"
+    assert ports["irq"]["direction"] == "output"
+    for name, width, direction in (("m_axi_wdata", 64, "output"), ("m_axi_rdata", 64, "input"),
+                                   ("m_axi_wstrb", 8, "output"), ("m_axi_araddr", 32, "output"),
+                                   ("m_axi_awlen", 8, "output"), ("s_axil_wdata", 32, "input"),
+                                   ("s_axil_rdata", 32, "output"),
+                                   ("s_axil_awaddr", 12, "input")):
+        assert ports[name]["width"] == width and ports[name]["direction"] == direction, name
+        assert ports[name]["interface"] == name.rsplit("_", 1)[0]
+    assert system["parameters"]["dma_bits"] == 64
+    assert system["parameters"]["wbuf_bytes"] == 4096
+    assert system["buffers"]["controller.qbuf"] == {"depth": 64, "width": 32, "bits": 2048}
+    assert system["register_map"]["parameters"]["word_bytes"] == 8
+
+
+def test_report_has_the_system_section(build):
+    out = build / "a"
+    report = json.loads((out / "report.json").read_text())["system"]
+    assert report["interfaces"]["m_axi"]["data_bits"] == 64
+    names = [m["name"] for m in report["memories"]]
+    assert names[:4] == ["controller.wbuf", "controller.abuf", "controller.obuf",
+                         "controller.qbuf"]
+    (layer,) = report["layers"]
+    assert layer["dram_bytes"] >= layer["minimum_dram_bytes"] > 0
+    assert layer["cycles_lower_bound"] == max(layer["compute_cycles"], layer["dram_cycles"])
+    md = (out / "report.md").read_text()
+    assert "## System: `hss_system`" in md and "`regs/hss_system.h`" in md
+    assert "analytic, not measured" in md and "a model, not a measurement" in md
+
+
+def test_rerun_is_byte_identical(build):
+    r = gen(*BUILD, "--out", build / "b")
+    assert r.returncode == 0, r.stderr
+    a, b = _files(build / "a"), _files(build / "b")
+    assert a.keys() == b.keys()
+    assert [name for name in a if a[name] != b[name]] == []
+
+
+def test_system_verilog_passes_verilator_lint(build):
+    try:
+        verilator = tools.find("verilator")
+    except tools.ToolMissing as e:
+        pytest.skip(str(e))
+    rtl = build / "a" / "rtl"
+    r = subprocess.run([*verilator.argv, "--lint-only", *LINT_OPTIONS, "--top-module",
+                        "hss_system", "hss_system.v", "hss_sdp_ram.v", "hss_accelerator.v"],
+                       cwd=rtl, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--dma-bits", "100"], "--dma-bits"),
+    (["--obuf-tiles", "1"], "--obuf-tiles"),
+    (["--wbuf-kib", "0"], "--wbuf-kib"),
+    (["--qbuf-rows", "1"], "qbuf_rows"),
+])
+def test_bad_system_options_exit_2_with_one_line(tmp_path, options, message):
+    r = gen("--ranks", "2:4", "--rows", "2", "--cols", "2", "--sim", "none", "--no-synth",
+            *options, "--out", tmp_path / "out")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_refused_engine_writes_no_system_and_says_why(tmp_path):
+    r = gen("--ranks", "2:4", "--rows", "2", "--cols", "2", "--tile-rows", "1", "--sim",
+            "none", "--no-synth", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    assert not (out / "rtl" / "hss_system.v").exists() and not (out / "regs").exists()
+    why = json.loads((out / "rtl" / "manifest.json").read_text())["system"]["refused"]
+    assert "one beat" in why and "\n" not in why
+    assert json.loads((out / "report.json").read_text())["system"] == {"refused": why}
+    assert f"No `hss_system` for this build (no `rtl/hss_system.v`, no `regs/`): {why}" in \
+        (out / "report.md").read_text()
+    assert "no hss_system" in r.stdout
+
+
+def test_no_system_writes_the_engine_only(tmp_path):
+    r = gen(*BUILD, "--no-system", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    assert sorted(p.name for p in (out / "rtl").iterdir()) == [
+        "hss_accelerator.v", "hss_decompressor.v", "manifest.json"]
+    assert not (out / "regs").exists()
+    assert "system" not in json.loads((out / "rtl" / "manifest.json").read_text())
+    assert "system" not in json.loads((out / "report.json").read_text())
+
+
+def test_flexible_build_writes_its_system(tmp_path):
+    r = gen("--ranks", "4:4|4:6,4:4|2:4", "--rows", "2", "--cols", "2", "--sim", "none",
+            "--no-synth", *SMALL, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    system = json.loads((tmp_path / "out" / "rtl" / "manifest.json").read_text())["system"]
+    assert system["register_map"]["parameters"]["num_modes"] == 4
+    assert (tmp_path / "out" / "rtl" / "hss_system.v").is_file()
