@@ -535,8 +535,8 @@ class Report(_Result):
     testbench: Testbench | None = _meta(omit_none=True)
     area: Area | None = _meta(omit_none=True)
     sparsity_tax: SparsityTax | None = _meta(omit_none=True)
-    board: dict | None = _meta(omit_none=True)
     system: dict | None = _meta(omit_none=True)
+    board: dict | None = _meta(omit_none=True)          # last: a board build adds it
 
     @property
     def steps(self) -> int:
@@ -641,8 +641,8 @@ def build_report(plan, vectors, sim, area, board=None, system=None) -> Report:
         {"rows": c.rows, "cols": c.cols, "multipliers": c.multipliers},
         {"width": c.width, "signed": c.signed, "acc_width": c.acc_width, "max_k": c.max_k},
         c.macs, last_beat_latency(c), _lanes(c), modes, layers, _run_energy(plan, vectors, sim),
-        _testbench(plan, sim, layers) if sim is not None else None, board=board,
-        system=_system(plan, vectors, system))
+        _testbench(plan, sim, layers) if sim is not None else None,
+        system=_system(plan, vectors, system), board=board)
     if area is None:
         return report
     synthesized = Area.of(area)
