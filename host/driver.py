@@ -248,18 +248,32 @@ class Driver:
         await self.bus.write32(rm.CTRL.OFFSET, rm.CTRL.START.put(1))
         if self.wait is not None:
             await self.wait()
-        for _ in range(self.poll_limit):
-            status = await self.bus.read32(rm.STATUS.OFFSET)
-            if rm.STATUS.ERROR.get(status):
-                code = rm.STATUS.ERROR_CODE.get(status)
-                await self.clear()
-                raise DriverError(code, part, parts)
-            if rm.STATUS.DONE.get(status):
-                await self.bus.write32(rm.INT_STATUS.OFFSET,
-                                       rm.INT_STATUS.DONE.put(1) | rm.INT_STATUS.ERROR.put(1))
-                return
+        status = await self._wait_status()
+        if rm.STATUS.ERROR.get(status):
+            code = rm.STATUS.ERROR_CODE.get(status)
+            await self.clear()
+            raise DriverError(code, part, parts)
+        if rm.STATUS.DONE.get(status):
+            await self.bus.write32(rm.INT_STATUS.OFFSET,
+                                   rm.INT_STATUS.DONE.put(1) | rm.INT_STATUS.ERROR.put(1))
+            return
         raise LayerTimeout(f"hss_system shows neither DONE nor ERROR after "
                             f"{self.poll_limit:,} reads of STATUS")
+
+    async def _wait_status(self) -> int:
+        """STATUS once it shows DONE or ERROR (or the last read, after ``poll_limit``). A
+        bus with ``poll(offset, mask, limit)`` waits itself: a recorder turns the wait into
+        one line of a register program (``host.script``)."""
+        mask = rm.STATUS.DONE.put(1) | rm.STATUS.ERROR.put(1)
+        poll = getattr(self.bus, "poll", None)
+        if poll is not None:
+            return await poll(rm.STATUS.OFFSET, mask, self.poll_limit)
+        status = 0
+        for _ in range(self.poll_limit):
+            status = await self.bus.read32(rm.STATUS.OFFSET)
+            if status & mask:
+                break
+        return status
 
     async def clear(self) -> None:
         """CLEAR the controller's error (and the interrupt status): the next START runs."""
