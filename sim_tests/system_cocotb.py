@@ -18,10 +18,10 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from axi_faults import FaultyRam, pauses
 
-import hss
 from hss import requant
 from hss import system as hss_system
 from hss.beats import StreamFormat
+from gen.testbench.system import layer_operands   # one definition, for both benches
 from host.driver import Driver, DriverError, run_now
 from host.model import SystemModel
 
@@ -51,20 +51,6 @@ class CocotbBus:
 
     async def read_memory(self, address, length):
         return self.ram.read(address, length)
-
-
-def layer_operands(fmt: StreamFormat, spec: dict):
-    """A layer's segments and A, seeded: random weights pruned to each term's mode (a TASD
-    spec decomposes random dense weights), random activations."""
-    rng = np.random.default_rng(spec["seed"])
-    lo, hi = hss.value_range(fmt.width, fmt.signed)
-    W = rng.integers(lo, hi, (spec["m"], spec["k"]), endpoint=True)
-    A = rng.integers(lo, hi, (spec["k"], spec["n"]), endpoint=True)
-    if "tasd" in spec:
-        result = hss.decompose(W, spec["tasd"])
-        return [(t, str(p)) for t, p in zip(result.terms, result.decomposition.terms)], A
-    mode = spec.get("mode", 0)
-    return [(hss.prune(W, fmt.modes.mode(mode) if isinstance(mode, int) else mode), mode)], A
 
 
 async def bring_up(dut, seed: int, share: float, faults=None):
