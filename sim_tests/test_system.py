@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from gen.emit import SYSTEM, TOP, emit_system, emit_verilog, manifest, ports, ram_verilog
+from gen.emit import TOP, manifest, ports
+from gen.testbench.system import system_verilog
 from hdl import accelerator_for
 from hdl.config import build_config
-from hdl.ram import MACRO
 from hdl.sysconfig import SystemConfig
 from synth import tools
 
@@ -49,12 +49,10 @@ def run_system(tmp_path, monkeypatch, config: SystemConfig, layers, *, simulator
     man.write_text(json.dumps(manifest(engine, {TOP: ports(accelerator_for(engine))}, {})))
     # the files python -m gen writes: the system with the engine and the buffers as
     # instances, the engine's own Verilog, the RAM module
-    system_text, _ = emit_system(config)
-    texts = {SYSTEM: system_text, MACRO: ram_verilog(), TOP: emit_verilog(engine)[0][TOP]}
     sources = []
-    for name in (SYSTEM, MACRO, TOP):
-        sources.append(tmp_path / f"{name}.v")
-        sources[-1].write_text(texts[name])
+    for name, text in system_verilog(config).items():
+        sources.append(tmp_path / name)
+        sources[-1].write_text(text)
     report = tmp_path / "report.json"
     case = {"manifest": str(man), "layers": layers, "pauses": pauses, "seed": seed,
             "report": str(report)}

@@ -93,11 +93,12 @@ def system_verilog(config) -> dict[str, str]:
     """The files ``python -m gen`` writes for ``config``'s system (``gen.emit``), by file
     name, in the order a simulator reads them: ``hss_system.v`` (the engine and the
     buffers as instances), ``hss_sdp_ram.v``, ``hss_accelerator.v``."""
-    from gen.emit import SYSTEM, TOP as ENGINE_TOP, emit_system, emit_verilog, ram_verilog
+    from gen.emit import (SYSTEM, TOP as ENGINE_TOP, emit_system, emit_verilog, ram_verilog,
+                          system_files)
     from hdl.ram import MACRO
-    texts = {SYSTEM: emit_system(config)[0], MACRO: ram_verilog(),
-             ENGINE_TOP: emit_verilog(config.engine)[0][ENGINE_TOP]}
-    return {f"{name}.v": texts[name] for name in (SYSTEM, MACRO, ENGINE_TOP)}
+    texts = {f"{SYSTEM}.v": emit_system(config)[0], f"{MACRO}.v": ram_verilog(),
+             f"{ENGINE_TOP}.v": emit_verilog(config.engine)[0][ENGINE_TOP]}
+    return {name: texts[name] for name in system_files()}
 
 
 def stream_format(config) -> StreamFormat:
@@ -156,7 +157,8 @@ def render_folder(config, folder: Path, *, mem_bytes: int, prog_lines: int,
     (folder / "rtl").mkdir(exist_ok=True)
     key = hashlib.sha256(repr(config).encode()).hexdigest()
     stamp = folder / "rtl" / "config.sha256"
-    names = ("hss_system.v", "hss_sdp_ram.v", "hss_accelerator.v")
+    from gen.emit import system_files
+    names = system_files()
     if (not stamp.exists() or stamp.read_text() != key
             or not all((folder / "rtl" / n).exists() for n in names)):
         progress(f"system tb: converting {TOP} to Verilog")
