@@ -11,6 +11,12 @@ settings.register_profile("ci", max_examples=150, deadline=None, derandomize=Tru
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# Verilator's runtime library compiled once for the session's many builds (synth/objcache.py):
+# the cocotb runners build in this process's environment, python -m gen in tools.child_env.
+from synth.tools import objcache_env  # noqa: E402
+
+os.environ.update(objcache_env())
+
 
 # The real workloads of bench tasd (bench/workloads.py), loaded once per test session.
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["TOOLS", "ToolMissing", "ToolTimeout", "ToolInterrupted", "Found", "find",
-           "version", "run", "running", "stop_all", "reset_stop", "child_env", "cores",
+           "version", "run", "running", "stop_all", "reset_stop", "child_env", "objcache_env", "cores",
            "VERILATOR_FLAGS", "verilator_flags", "PLAIN_CHARS", "PLAIN_RANGES", "is_plain",
            "build_folder"]
 
@@ -160,8 +160,21 @@ def child_env(extra: dict | None = None) -> dict[str, str]:
     env = dict(os.environ)
     for var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTEST_CURRENT_TEST"):
         env.pop(var, None)
+    env.update(objcache_env(env))
     env.update(extra or {})
     return env
+
+
+def objcache_env(env=None) -> dict[str, str]:
+    """``OBJCACHE`` for Verilator's makefile: ``synth/objcache.py``, which compiles
+    Verilator's runtime library once per machine instead of once per build (8 of a small
+    testbench build's 12 CPU-seconds). Nothing when ``env`` (default ours) sets OBJCACHE
+    already (ccache, or empty to turn it off) or a path would need quoting in make."""
+    env = os.environ if env is None else env
+    script = Path(__file__).resolve().parent / "objcache.py"
+    if "OBJCACHE" in env or not (is_plain(sys.executable) and is_plain(script)):
+        return {}
+    return {"OBJCACHE": f"{sys.executable} {script}"}
 
 
 # ---- knowing: what every caller does the same way ------------------------------------
