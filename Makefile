@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS := test,synth,pnr,cosim,bench,system
 
-.PHONY: setup run test bench bench-quick fuzz-quick clean
+.PHONY: setup run test test-long bench bench-quick fuzz-quick clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --durations=15
 	$(PY) -m pytest -m pnr
+
+# Larger repeats of checks `make test` makes (4x4 composed-vs-flat synthesis, HighLight's 12
+# modes through cocotb and cocotbext-axi): a few minutes; CI runs them after `make test`.
+test-long: $(STAMP)
+	$(PY) -m pytest -n 2 -m long
 
 # The reference run, committed under bench/results (about 50 minutes on 2 cores).
 bench: $(STAMP)

@@ -168,12 +168,12 @@ def _compare(verilog, tmp_path):
     return flat, comp
 
 
-@pytest.mark.parametrize("side", [2, 4])
+@pytest.mark.parametrize("side", [2, pytest.param(4, marks=pytest.mark.long)])
 def test_composed_within_1pc_fixed(side, tmp_path):
     _compare(_emit(AcceleratorConfig("4:6,2:4", side, side, 8, True)), tmp_path)
 
 
-@pytest.mark.parametrize("side", [2, 4])
+@pytest.mark.parametrize("side", [2, pytest.param(4, marks=pytest.mark.long)])
 def test_composed_within_1pc_flexible(side, tmp_path):
     _compare(_emit(FlexConfig(HIGHLIGHT, side, side, 8, True)), tmp_path)
 

@@ -95,9 +95,11 @@ def test_fixed_build_with_tiling_requant_and_faults(tmp_path, monkeypatch):
     assert report[0]["parts"] == 1 and report[1]["parts"] > 1
 
 
+@pytest.mark.long
 def test_highlight_every_mode_and_tasd(tmp_path, monkeypatch):
     """HighLight's flexible set on 2x2 PEs: a layer in each of its 12 modes and a TASD
-    layer of two terms in different modes, 64-bit DMA."""
+    layer of two terms in different modes, 64-bit DMA. The same layers run in `make test`
+    at Verilator speed (test_system_tb.py); this cocotb run is `make test-long` (CI)."""
     e = build_config(HIGHLIGHT, 2, 2)
     config = SystemConfig(e, dma_bits=64, wbuf_bytes=4096, abuf_bytes=4096, qbuf_rows=64)
     layers = [{"m": 4, "k": 60, "n": 3, "seed": 10 + mode, "mode": mode}
