@@ -182,6 +182,11 @@ class Driver:
         """Forget every image laid out so far (the next layer starts at ``dram_base``)."""
         self._next = self.dram_base
 
+    @property
+    def used_bytes(self) -> int:
+        """Bytes of DRAM from ``dram_base`` that the images laid out so far reach."""
+        return self._next - self.dram_base
+
     def _allocate(self, size: int) -> int:
         address = -(-self._next // REGION_ALIGN) * REGION_ALIGN
         if address + size > self.dram_base + self.dram_bytes:

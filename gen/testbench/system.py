@@ -36,8 +36,8 @@ from synth import tools
 
 from .render import render
 
-__all__ = ["run_system", "SystemRun", "LayerRun", "system_verilog", "layer_operands",
-           "EXACT"]
+__all__ = ["run_system", "prepare_system", "SystemBench", "SystemRun", "LayerRun",
+           "system_verilog", "layer_operands", "plusargs_of", "EXACT"]
 
 TOP = "hss_system"
 #: counters the golden model predicts exactly (cycles and stalls are the RTL's own)
@@ -79,10 +79,14 @@ class SystemRun:
     build_seconds: float
     layers: list = field(default_factory=list)
     log: str = ""
+    #: False when another testbench of the same layers (python -m gen's engine testbench)
+    #: wrote a different Z
+    agrees_with_engine: bool = True
 
     @property
     def passed(self) -> bool:
-        return self.tb_pass and all(layer.exact for layer in self.layers)
+        return (self.tb_pass and self.agrees_with_engine
+                and all(layer.exact for layer in self.layers))
 
     @property
     def verdict(self) -> str:
@@ -128,7 +132,8 @@ def layer_operands(fmt: StreamFormat, spec: dict):
 
 
 def _layer_args(segments, A, spec):
-    golden = sum(w @ A for w, _ in segments)
+    A = np.asarray(A, dtype=np.int64)           # a user's int8 .npy must not wrap in NumPy
+    golden = sum(np.asarray(w, dtype=np.int64) @ A for w, _ in segments)
     kwargs = {}
     if spec.get("requant"):
         relu = bool(spec.get("relu", False))
@@ -151,20 +156,27 @@ def _tools_mk(simulator: str) -> dict:
 
 
 def render_folder(config, folder: Path, *, mem_bytes: int, prog_lines: int,
-                  simulator: str, progress=print) -> None:
-    """``sys_tb.sv``, ``Makefile``, ``tools.mk`` and ``rtl/hss_system.v`` in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "rtl").mkdir(exist_ok=True)
-    key = hashlib.sha256(repr(config).encode()).hexdigest()
-    stamp = folder / "rtl" / "config.sha256"
+                  simulator: str, rtl_rel: str | None = None,
+                  tool_paths: dict[str, str] | None = None, plusargs: str = "",
+                  progress=print) -> None:
+    """``sys_tb.sv``, ``Makefile``, ``tools.mk`` in ``folder``, and the system's Verilog in
+    ``folder/rtl`` unless ``rtl_rel`` names a folder (relative to ``folder``) that holds it
+    (``python -m gen``'s ``rtl/``). ``tool_paths`` (default: the simulator's, as found now)
+    go to tools.mk; ``plusargs`` are the Makefile's default ``PLUSARGS``."""
     from gen.emit import system_files
+    folder.mkdir(parents=True, exist_ok=True)
     names = system_files()
-    if (not stamp.exists() or stamp.read_text() != key
-            or not all((folder / "rtl" / n).exists() for n in names)):
-        progress(f"system tb: converting {TOP} to Verilog")
-        for name, text in system_verilog(config).items():
-            _write(folder / "rtl" / name, text)
-        stamp.write_text(key)
+    if rtl_rel is None:
+        (folder / "rtl").mkdir(exist_ok=True)
+        key = hashlib.sha256(repr(config).encode()).hexdigest()
+        stamp = folder / "rtl" / "config.sha256"
+        if (not stamp.exists() or stamp.read_text() != key
+                or not all((folder / "rtl" / n).exists() for n in names)):
+            progress(f"system tb: converting {TOP} to Verilog")
+            for name, text in system_verilog(config).items():
+                _write(folder / "rtl" / name, text)
+            stamp.write_text(key)
+        rtl_rel = "rtl"
     queue = 1 << max(1, (max(config.outstanding, 2) - 1).bit_length())
     _write(folder / "sys_tb.sv", render(
         "sys_tb.sv.j2", top=TOP, data_bits=config.dma_bits, mem_bytes=mem_bytes,
@@ -172,9 +184,10 @@ def render_folder(config, folder: Path, *, mem_bytes: int, prog_lines: int,
         description=f"{config.engine.rows}x{config.engine.cols} PEs, {config.dma_bits}-bit "
                     f"AXI4, {mem_bytes:,} bytes of DRAM"))
     _write(folder / "Makefile", render(
-        "sys_Makefile.j2", top=TOP, rtl_rel=" ".join(f"rtl/{n}" for n in names),
-        verilator_flags=tools.verilator_flags(jobs="$(JOBS)")))
-    _write(folder / "tools.mk", render("tools.mk.j2", tools=_tools_mk(simulator)))
+        "sys_Makefile.j2", top=TOP, rtl_rel=" ".join(f"{rtl_rel}/{n}" for n in names),
+        verilator_flags=tools.verilator_flags(jobs="$(JOBS)"), plusargs=plusargs))
+    _write(folder / "tools.mk", render(
+        "tools.mk.j2", tools=_tools_mk(simulator) if tool_paths is None else tool_paths))
 
 
 def build(folder: Path, simulator: str, *, progress=print) -> float:
@@ -195,6 +208,164 @@ def build(folder: Path, simulator: str, *, progress=print) -> float:
     return time.monotonic() - start
 
 
+def _pow2_at_least(n: int, floor: int) -> int:
+    return max(floor, 1 << max(0, (n - 1).bit_length()))
+
+
+def plusargs_of(*, seed: int | None, latency: int) -> list[str]:
+    """The DRAM model's plusargs: back-pressure seed (None: none) and first-beat latency."""
+    return [f"+latency={latency}", "+nobp" if seed is None else f"+seed={seed}"]
+
+
+@dataclass
+class _Prepared:
+    spec: dict
+    segments: list
+    A: np.ndarray
+    golden: np.ndarray
+    kwargs: dict
+    mark: int
+    want: object
+
+
+class SystemBench:
+    """A system testbench folder with its layers recorded (``prepare_system``): the DRAM
+    image and register program written, ready to ``run`` (build, simulate, replay)."""
+
+    def __init__(self, config, folder: Path, simulator: str, fmt, mem_bytes: int,
+                 prepared: list, recorder, files: dict, progress):
+        self.config, self.folder, self.simulator, self.fmt = config, folder, simulator, fmt
+        self.mem_bytes, self.prepared, self.recorder = mem_bytes, prepared, recorder
+        self.files, self.progress = files, progress
+
+    def run(self, *, seed: int | None = 1, latency: int = 0,
+            slverr: tuple[int, int] | None = None, max_cycles: int = 50_000_000,
+            timeout: float | None = None) -> SystemRun:
+        """Build (make: only what changed), simulate with these DRAM-model settings, and
+        replay the driver on what the testbench read back: the ``SystemRun``."""
+        _check_run(latency, seed)
+        folder, files, progress = self.folder, self.files, self.progress
+        build_seconds = build(folder, self.simulator, progress=progress)
+        plusargs = [f"+dram={files['dram.hex']}", f"+prog={files['program.hex']}",
+                    f"+reads={files['reads.txt']}", f"+dump={files['dump.txt']}",
+                    *plusargs_of(seed=seed, latency=latency), f"+max_cycles={max_cycles}"]
+        if slverr is not None:
+            lo, hi = slverr
+            plusargs += [f"+err_lo={lo:x}", f"+err_hi={hi:x}"]
+        if self.simulator == "verilator":
+            argv = [str(folder / "obj_dir" / "Vtb"), *plusargs]
+        else:
+            argv = [tools.find("vvp").path, "-n", "sys_tb.vvp", *plusargs]
+        for f in ("reads.txt", "dump.txt"):
+            (folder / files[f]).unlink(missing_ok=True)
+        progress(f"system tb: {self.simulator} run {files['log']}: {len(self.prepared)} "
+                 f"layer(s), {len(self.recorder.lines)} program lines, "
+                 f"{' '.join(plusargs[4:])}")
+        start = time.monotonic()
+        result = tools.run(argv, cwd=folder, what=f"{self.simulator} {files['log']}",
+                           timeout=timeout)
+        seconds = time.monotonic() - start
+        log = result.stdout + result.stderr
+        (folder / files["log"]).write_text(log)
+        lines = log.splitlines()
+        tb_pass = result.returncode == 0 and "PASS" in lines and "FAIL" not in lines
+        cycles = next((int(line.split()[1]) for line in lines if line.startswith("CYCLES ")),
+                      0)
+        progress(f"system tb: {'PASS' if tb_pass else 'FAIL'} by the testbench, "
+                 f"{cycles:,} cycles in {seconds:.2f} s")
+        return self._replay(tb_pass, cycles, seconds, build_seconds, log)
+
+    def _replay(self, tb_pass, cycles, seconds, build_seconds, log) -> SystemRun:
+        folder, files, fmt = self.folder, self.files, self.fmt
+        reads_path, dump_path = folder / files["reads.txt"], folder / files["dump.txt"]
+        reads = parse_reads(reads_path.read_text()) if reads_path.exists() else []
+        dumps = parse_dumps(dump_path.read_text()) if dump_path.exists() else []
+        out = SystemRun(tb_pass, cycles, seconds, build_seconds, log=log)
+        # one driver, as recorded: it probes once and allocates the same addresses
+        replay = Driver(Replay(reads, dumps), fmt, dram_base=0, dram_bytes=self.mem_bytes)
+        for p in self.prepared:
+            replay.bus = Replay(reads, dumps, self.recorder.marks[p.mark])
+            Z, counters, parts, error, code = None, {}, len(p.want.split.parts), None, None
+            try:
+                got = run_now(replay.run_layer(p.segments, p.A, **p.kwargs))
+                Z, counters = got.Z, got.counters
+            except DriverError as e:
+                error, code = str(e), e.code.name
+            except (LayerTimeout, RuntimeError) as e:
+                error = str(e)
+            out.layers.append(LayerRun(p.spec, Z, p.golden, counters, p.want.counters,
+                                       p.want.split.counts.cycles_lower_bound, parts, error,
+                                       code))
+        return out
+
+
+def _check_run(latency, seed) -> None:
+    if not isinstance(latency, int) or latency < 0:
+        raise ValueError(f"latency must be a non-negative integer, not {latency!r}")
+    if seed is not None and not (isinstance(seed, int) and 0 <= seed < 1 << 32):
+        raise ValueError(f"seed must be None or 0 to 4294967295, not {seed!r}")
+
+
+def prepare_system(config, layers, folder, *, operands=None, simulator: str = "verilator",
+                   mem_bytes: int | None = 1 << 22, prog_lines: int | None = 1 << 16,
+                   name: str | None = "run", rtl_rel: str | None = None,
+                   tool_paths: dict[str, str] | None = None, plusargs: str = "",
+                   fmt: StreamFormat | None = None, progress=print) -> SystemBench:
+    """Record the host driver's work on ``layers`` and write the testbench folder.
+
+    ``layers``: the specs of the module's docstring, or with ``operands`` (one
+    ``(segments, A)`` per layer: ``segments`` [(W_t, mode_t)], the layer's own tensors) any
+    JSON-able label per layer. ``mem_bytes``/``prog_lines``: the testbench's DRAM and
+    program sizes (None: the smallest powers of two that hold this run). ``name`` prefixes
+    the run's files (None: ``dram.hex``, ``program.hex``, ... as the Makefile's defaults).
+    ``rtl_rel``, ``tool_paths``, ``plusargs``: see ``render_folder``; ``fmt`` the build's
+    stream format when its manifest is at hand (default: from ``config``)."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not "
+                         f"{simulator!r}")
+    if mem_bytes is not None and (mem_bytes < 4096 or mem_bytes & (mem_bytes - 1)):
+        raise ValueError(f"mem_bytes must be a power of two of at least 4096, not {mem_bytes}")
+    if not layers:
+        raise ValueError("no layers to run")
+    if operands is not None and len(operands) != len(layers):
+        raise ValueError(f"{len(operands)} operand pairs for {len(layers)} layers")
+    folder = Path(folder).resolve()
+    fmt = stream_format(config) if fmt is None else fmt
+    shape = config.shape
+    space = mem_bytes if mem_bytes is not None else 1 << 31
+
+    recorder = Recorder(SystemModel(shape, fmt))
+    driver = Driver(recorder, fmt, dram_base=0, dram_bytes=space)
+    model = Driver(SystemModel(shape, fmt), fmt, dram_base=0, dram_bytes=space)
+    prepared = []
+    for i, spec in enumerate(layers):
+        segments, A = layer_operands(fmt, spec) if operands is None else operands[i]
+        golden, kwargs = _layer_args(segments, A, spec if operands is None else {})
+        mark = recorder.mark()
+        run_now(driver.run_layer(segments, A, **kwargs))
+        model.reset_memory()
+        want = run_now(model.run_layer(segments, A, **kwargs))
+        prepared.append(_Prepared(spec, segments, A, golden, kwargs, mark, want))
+    if mem_bytes is None:
+        mem_bytes = _pow2_at_least(driver.used_bytes, 4096)
+    if prog_lines is None:
+        prog_lines = _pow2_at_least(len(recorder.lines) + 1, 1024)
+    if len(recorder.lines) + 1 > prog_lines:
+        raise ValueError(f"the program has {len(recorder.lines) + 1:,} lines; the testbench "
+                         f"holds {prog_lines:,} (prog_lines)")
+
+    render_folder(config, folder, mem_bytes=mem_bytes, prog_lines=prog_lines,
+                  simulator=simulator, rtl_rel=rtl_rel, tool_paths=tool_paths,
+                  plusargs=plusargs, progress=progress)
+    prefix = "" if name is None else f"{name}."
+    files = {k: f"{prefix}{k}" for k in ("dram.hex", "program.hex", "reads.txt", "dump.txt")}
+    files["log"] = f"{name}.log" if name is not None else f"sim-{simulator}.log"
+    _write(folder / files["dram.hex"], recorder.image_hex())
+    _write(folder / files["program.hex"], recorder.program_hex())
+    return SystemBench(config, folder, simulator, fmt, mem_bytes, prepared, recorder, files,
+                       progress)
+
+
 def run_system(config, layers, folder, *, seed: int | None = 1, latency: int = 0,
                simulator: str = "verilator", slverr: tuple[int, int] | None = None,
                mem_bytes: int = 1 << 22, prog_lines: int = 1 << 16,
@@ -205,93 +376,14 @@ def run_system(config, layers, folder, *, seed: int | None = 1, latency: int = 0
     ``latency`` the DRAM's cycles to a first beat, ``slverr`` a byte range [lo, hi) that
     answers SLVERR (the driver lays the first layer out from address 0: weights, then
     activations, output and table, each on a 4 KiB page). ``name`` prefixes this run's
-    files, so that runs in one folder keep theirs."""
+    files, so that runs in one folder keep theirs (and share one build)."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not "
                          f"{simulator!r}")
-    if not isinstance(latency, int) or latency < 0:
-        raise ValueError(f"latency must be a non-negative integer, not {latency!r}")
-    if seed is not None and not (isinstance(seed, int) and 0 <= seed < 1 << 32):
-        raise ValueError(f"seed must be None or 0 to 4294967295, not {seed!r}")
-    if mem_bytes < 4096 or mem_bytes & (mem_bytes - 1):
-        raise ValueError(f"mem_bytes must be a power of two of at least 4096, not {mem_bytes}")
-    if not layers:
-        raise ValueError("no layers to run")
-    folder = Path(folder).resolve()
-    fmt = stream_format(config)
-    shape = config.shape
-
-    # -- record the driver's work, and the golden answers ---------------------------------
-    recorder = Recorder(SystemModel(shape, fmt))
-    driver = Driver(recorder, fmt, dram_base=0, dram_bytes=mem_bytes)
-    model = Driver(SystemModel(shape, fmt), fmt, dram_base=0, dram_bytes=mem_bytes)
-    prepared = []
-    for spec in layers:
-        segments, A = layer_operands(fmt, spec)
-        golden, kwargs = _layer_args(segments, A, spec)
-        mark = recorder.mark()
-        run_now(driver.run_layer(segments, A, **kwargs))
-        model.reset_memory()
-        want = run_now(model.run_layer(segments, A, **kwargs))
-        prepared.append((spec, segments, A, golden, kwargs, mark, want))
-    if len(recorder.lines) + 1 > prog_lines:
-        raise ValueError(f"the program has {len(recorder.lines) + 1:,} lines; the testbench "
-                         f"holds {prog_lines:,} (prog_lines)")
-
-    render_folder(config, folder, mem_bytes=mem_bytes, prog_lines=prog_lines,
-                  simulator=simulator, progress=progress)
-    files = {k: f"{name}.{k}" for k in ("dram.hex", "program.hex", "reads.txt", "dump.txt")}
-    _write(folder / files["dram.hex"], recorder.image_hex())
-    _write(folder / files["program.hex"], recorder.program_hex())
-    build_seconds = build(folder, simulator, progress=progress)
-
-    # -- simulate --------------------------------------------------------------------------
-    plusargs = [f"+dram={files['dram.hex']}", f"+prog={files['program.hex']}",
-                f"+reads={files['reads.txt']}", f"+dump={files['dump.txt']}",
-                f"+latency={latency}", f"+max_cycles={max_cycles}"]
-    plusargs.append("+nobp" if seed is None else f"+seed={seed}")
-    if slverr is not None:
-        lo, hi = slverr
-        plusargs += [f"+err_lo={lo:x}", f"+err_hi={hi:x}"]
-    if simulator == "verilator":
-        argv = [str(folder / "obj_dir" / "Vtb"), *plusargs]
-    else:
-        argv = [tools.find("vvp").path, "-n", "sys_tb.vvp", *plusargs]
-    for f in ("reads.txt", "dump.txt"):
-        (folder / files[f]).unlink(missing_ok=True)
-    progress(f"system tb: {simulator} run {name}: {len(layers)} layer(s), "
-             f"{len(recorder.lines)} program lines, {' '.join(plusargs[4:])}")
-    start = time.monotonic()
-    result = tools.run(argv, cwd=folder, what=f"{simulator} {name}")
-    seconds = time.monotonic() - start
-    log = result.stdout + result.stderr
-    (folder / f"{name}.log").write_text(log)
-    lines = log.splitlines()
-    tb_pass = result.returncode == 0 and "PASS" in lines and "FAIL" not in lines
-    cycles = next((int(line.split()[1]) for line in lines if line.startswith("CYCLES ")), 0)
-    progress(f"system tb: {name}: {'PASS' if tb_pass else 'FAIL'} by the testbench, "
-             f"{cycles:,} cycles in {seconds:.2f} s")
-
-    # -- replay the driver on what the testbench read ---------------------------------------
-    reads_path, dump_path = folder / files["reads.txt"], folder / files["dump.txt"]
-    reads = parse_reads(reads_path.read_text()) if reads_path.exists() else []
-    dumps = parse_dumps(dump_path.read_text()) if dump_path.exists() else []
-    out = SystemRun(tb_pass, cycles, seconds, build_seconds, log=log)
-    # one driver, as recorded: it probes once and allocates the same addresses
-    replay = Driver(Replay(reads, dumps), fmt, dram_base=0, dram_bytes=mem_bytes)
-    for spec, segments, A, golden, kwargs, mark, want in prepared:
-        replay.bus = Replay(reads, dumps, recorder.marks[mark])
-        Z, counters, parts, error, code = None, {}, len(want.split.parts), None, None
-        try:
-            got = run_now(replay.run_layer(segments, A, **kwargs))
-            Z, counters = got.Z, got.counters
-        except DriverError as e:
-            error, code = str(e), e.code.name
-        except (LayerTimeout, RuntimeError) as e:
-            error = str(e)
-        out.layers.append(LayerRun(spec, Z, golden, counters, want.counters,
-                                   want.split.counts.cycles_lower_bound, parts, error, code))
-    return out
+    _check_run(latency, seed)
+    bench = prepare_system(config, layers, folder, simulator=simulator, mem_bytes=mem_bytes,
+                           prog_lines=prog_lines, name=name, progress=progress)
+    return bench.run(seed=seed, latency=latency, slverr=slverr, max_cycles=max_cycles)
 
 
 def summary(run: SystemRun) -> str:
