@@ -113,7 +113,9 @@ def execute(options: Options | None = None, *, argv=None) -> int:
             tools.stop_all()
             folder.discard()
             return _interrupted(e.signum, plan.out)
-        except (ToolMissing, BoardMisfit) as e:   # BoardMisfit: found after synthesis
+        except (ToolMissing, BoardMisfit, InputError) as e:
+            # BoardMisfit: found after synthesis; InputError: layers the system testbench
+            # cannot run, found when it records them
             folder.discard()
             return _error(str(e), 2)
         except (SimError, synth.SynthError, tools.ToolTimeout) as e:
@@ -146,7 +148,7 @@ def _verdict(plan, status: int) -> str:
 def _pointers(plan) -> list[str]:
     """Where the run's results are: the report, the testbench, the FuseSoC core."""
     name = plan.default_name()
-    tb = plan.out / "tb"
+    tb = plan.out / "tb" / ("system" if plan.testbench == "system" else "")
     return [f"  report: {plan.out / 'report.md'} (report.json for machines)",
             f"  testbench: {tb} (make -C {shlex.quote(str(tb))} sim-verilator, or sim-icarus)",
             f"  FuseSoC core: {core_name(name)} ({plan.out / (name + '.core')})"]

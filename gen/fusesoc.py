@@ -145,13 +145,15 @@ def _sim_target(name: str, description: str, default_tool: str, tools) -> str:
             + "".join(f"      {tool}\n" for tool in tools))
 
 
-def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: bool = False
-              ) -> str:
+def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: bool = False,
+              engine_testbench: bool = True) -> str:
     """The core of the output folder whose manifest is ``manifest``.
 
     ``root``: the folder relative to the core file (``""``: the core sits in it).
     ``testbench_by_default``: the ``default`` target carries the testbench too, for a core
     that depends on this one to simulate tb.sv (a generator's ``testbench: true``).
+    ``engine_testbench``: the folder has the engine's testbench (tb/tb.sv and its vectors);
+    without it (``--testbench system``) the core has no tb fileset and no sim targets.
     """
     _check(manifest, vlnv, root)
     base = root.rstrip("/") + "/" if root else ""
@@ -160,7 +162,7 @@ def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: b
     rtl_files = "".join(f"      - {json.dumps(base + 'rtl/' + f)}\n" for f in rtl)
     tb_files = "".join(f"      - {json.dumps(base + 'tb/' + name)}: "
                        f"{{file_type: user, copyto: {json.dumps(name)}}}\n" for name in _HEX)
-    default_sets = "rtl, tb" if testbench_by_default else "rtl"
+    default_sets = "rtl, tb" if testbench_by_default and engine_testbench else "rtl"
     verilator = f"verilator: {{mode: binary, verilator_options: {_list(_sim_verilator_options())}}}"
     icarus = "icarus: {iverilog_options: [-g2012]}"
     sims = "".join(_sim_target(*t) for t in (
@@ -169,6 +171,10 @@ def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: b
         ("sim_verilator", "tb.sv on the RTL with Verilator (--binary --timing)", "verilator",
          (verilator,)),
         ("sim_icarus", "tb.sv on the RTL with Icarus Verilog (-g2012)", "icarus", (icarus,))))
+    tb_set = (f"  tb:\n    files:\n      - {json.dumps(base + 'tb/tb.sv')}: "
+              f"{{file_type: systemVerilogSource}}\n{tb_files}")
+    if not engine_testbench:
+        sims = tb_set = ""
     return f"""\
 CAPI=2:
 # FuseSoC core of an hss-gen build, generated from rtl/manifest.json. Do not edit.
@@ -185,10 +191,7 @@ filesets:
     file_type: verilogSource
     files:
 {rtl_files}\
-  tb:
-    files:
-      - {json.dumps(base + 'tb/tb.sv')}: {{file_type: systemVerilogSource}}
-{tb_files}\
+{tb_set}\
   hooks:
     files:
       - {json.dumps(base + HOOK)}: {{file_type: user, copyto: {json.dumps(HOOK)}}}
@@ -218,13 +221,15 @@ targets:
 """
 
 
-def write_core(folder: Path, name: str) -> Path:
+def write_core(folder: Path, name: str, engine_testbench: bool = True) -> Path:
     """Write ``<folder>/<name>.core`` from ``<folder>/rtl/manifest.json``, and its hook
-    ``<folder>/fusesoc_find_verilator.py``; the core's path."""
+    ``<folder>/fusesoc_find_verilator.py``; the core's path. ``engine_testbench``: see
+    ``core_text``."""
     vlnv = core_name(name)
     folder = Path(folder)
     manifest = json.loads((folder / "rtl" / "manifest.json").read_text())
     path = folder / f"{name}.core"
-    path.write_text(core_text(manifest, vlnv), encoding="utf-8", newline="\n")
+    text = core_text(manifest, vlnv, engine_testbench=engine_testbench)
+    path.write_text(text, encoding="utf-8", newline="\n")
     (folder / HOOK).write_bytes(_HOOK_SOURCE.read_bytes())
     return path

@@ -35,10 +35,12 @@ from synth.tools import cores
 from .board import BOARDS
 from .inputs import InputError, file_sha256
 
-__all__ = ["Options", "build_parser", "SIMULATORS", "TARGETS", "DEFAULT_TARGETS", "GROUPS",
-           "DEFAULT_MAX_ERROR", "MAX_TASD_TERMS"]
+__all__ = ["Options", "build_parser", "SIMULATORS", "TESTBENCHES", "TARGETS",
+           "DEFAULT_TARGETS", "GROUPS", "DEFAULT_MAX_ERROR", "MAX_TASD_TERMS"]
 
 SIMULATORS = ("verilator", "icarus", "none")
+#: ``--testbench``: the engine's own (tb/), the whole system's (tb/system/), or both
+TESTBENCHES = ("engine", "system", "both")
 TARGETS = ("generic", "ecp5", "ice40")
 DEFAULT_TARGETS = ("generic", "ecp5")
 GROUPS = ("design", "workload", "flow", "run")
@@ -193,6 +195,16 @@ class Options:
         True, "emit hss_system beside the engine: rtl/hss_system.v, rtl/hss_sdp_ram.v, regs/ "
         "(default)", group="flow", flag="--system", off_flag="--no-system",
         off_help="emit the engine only (no hss_system, no regs/)")
+    testbench: str | None = _option(
+        None, "which testbench verifies the layers: engine (hss_accelerator fed beat by beat "
+        "from vector files: tb/), system (hss_system with a DRAM model, run by the host "
+        "driver's recorded register program: tb/system/), or both (default: system for "
+        "--weights layers when hss_system is built, else engine)", group="flow",
+        metavar="WHICH", choices=TESTBENCHES)
+    dram_latency: int = _option(
+        0, "the system testbench's DRAM model: cycles from a read request to its first beat "
+        "(default 0: the bandwidth of the AXI port is the only limit)", group="flow",
+        metavar="CYCLES")
     synth: bool = _option(True, "synthesize (default)", group="flow", off_flag="--no-synth",
                           off_help="skip Yosys synthesis and the area report (default: "
                           "synthesize the design and its dense twin)")
@@ -256,6 +268,18 @@ class Options:
         if self.board is not None and self.board not in BOARDS:
             raise InputError(f"--board {self.board!r}: choose among "
                              f"{', '.join(sorted(BOARDS))}")
+        if self.testbench not in (None, *TESTBENCHES):
+            raise InputError(f"--testbench {self.testbench!r}: choose among "
+                             f"{', '.join(TESTBENCHES)}")
+        if self.dram_latency < 0:
+            raise InputError(f"--dram-latency must be 0 or more cycles, got "
+                             f"{self.dram_latency}")
+        if self.testbench in ("system", "both") and not self.system:
+            raise InputError(f"--testbench {self.testbench} runs hss_system; --no-system "
+                             f"builds none")
+        if self.trace and self.testbench == "system":
+            raise InputError("--trace dumps the engine testbench's signals; --testbench "
+                             "system runs none (use --testbench both)")
         if self.trace and self.sim == "none":
             raise InputError("--trace dumps the testbench's simulation; --sim none runs none")
         if len(self.weights) != len(self.activations):

@@ -14,9 +14,10 @@ from .board import board_stage
 from .emit import (DECOMPRESSOR, SYSTEM, TOP, emit_system, emit_verilog, manifest,
                    ram_verilog, system_manifest, tool_versions, write_json)
 from .fusesoc import write_core
+from .inputs import InputError
 from .progress import Progress
 from .report import build_report, summary, write_report
-from .simulate import needed_tools, simulate
+from .simulate import SimError, needed_tools, simulate
 from .synth_cache import cache_key, cached
 from .testbench import write_testbench
 
@@ -114,23 +115,38 @@ def _stages(plan, work: Path, progress: Progress) -> int:
 
     progress.start("testbench")
     layers = plan.vectors()
-    write_testbench(work / "tb", layers, top=TOP, rtl_rel=f"../rtl/{TOP}.v",
-                    stall_seed=a.stalls, tool_paths=_tool_paths(a.sim))
-    write_core(work, plan.default_name())
+    engine_tb = plan.testbench != "system"
+    bench = _system_testbench(plan, work) if plan.testbench != "engine" else None
+    if engine_tb:
+        write_testbench(work / "tb", layers, top=TOP, rtl_rel=f"../rtl/{TOP}.v",
+                        stall_seed=a.stalls, tool_paths=_tool_paths(a.sim))
+    write_core(work, plan.default_name(), engine_testbench=engine_tb)
     progress.done(", ".join(f"{v.tiles} tiles x {v.steps_per_tile} steps" for v in layers[:3])
                   + (f" ... ({len(layers)} layers)" if len(layers) > 3 else "")
-                  + (f", random stalls (seed {a.stalls})" if a.stalls is not None else ""))
+                  + (f", random stalls (seed {a.stalls})" if a.stalls is not None else "")
+                  + ("" if bench is None else f"; {SYSTEM} testbench in tb/system "
+                     f"({len(bench.recorder.lines):,} program lines, "
+                     f"{bench.mem_bytes:,} bytes of DRAM)"))
 
-    sim = None
+    sim = system_run = None
     status = 0
     if a.sim != "none":
         progress.start("simulate")
-        sim = simulate(work / "tb", a.sim, timeout=a.sim_timeout, trace=a.trace)
-        _clean_build_products(work / "tb")
-        status = 0 if sim.passed else 1
-        progress.done(f"{'PASS' if sim.passed else 'FAIL'}, {sim.cycles} cycles "
-                      f"(ideal {sim.ideal} + latency {last_beat_latency(c)}"
-                      + (", with stalls)" if a.stalls is not None else ")"))
+        said = []
+        if engine_tb:
+            sim = simulate(work / "tb", a.sim, timeout=a.sim_timeout, trace=a.trace)
+            _clean_build_products(work / "tb")
+            status = 0 if sim.passed else 1
+            said.append(f"{'PASS' if sim.passed else 'FAIL'}, {sim.cycles} cycles "
+                        f"(ideal {sim.ideal} + latency {last_beat_latency(c)}"
+                        + (", with stalls)" if a.stalls is not None else ")"))
+        if bench is not None:
+            system_run = _run_system_testbench(plan, bench, work, sim)
+            status = status or (0 if system_run.passed else 1)
+            said.append(f"{SYSTEM} {system_run.verdict}, {system_run.cycles:,} cycles "
+                        f"(DRAM latency {a.dram_latency}"
+                        + (", with back-pressure)" if a.stalls is not None else ")"))
+        progress.done("; ".join(said))
 
     area = None
     if a.synth or a.fmax:
@@ -165,7 +181,7 @@ def _stages(plan, work: Path, progress: Progress) -> int:
 
     board = board_stage(plan, layers, work, progress)   # --board: a bitstream (gen.board)
     progress.start("report")
-    report = build_report(plan, layers, sim, area, board, system)
+    report = build_report(plan, layers, sim, area, board, system, system_run)
     write_report(work, report)
     if area is not None:
         write_report(work / "synth", report, area_only=True)
@@ -200,6 +216,56 @@ def _emit_system(plan, work: Path) -> SystemBuild | None:
     memories = memories_of(component)
     return SystemBuild(plan.system, None, memories, system_manifest(component, memories),
                        len(text) // 1024)
+
+
+def _system_testbench(plan, work: Path):
+    """``tb/system/``: the system testbench of the run's layers (``gen.testbench.system``),
+    the host driver's register program and DRAM image recorded, the Makefile's default
+    plusargs those of this run (``--dram-latency``, ``--stalls`` as the DRAM's
+    back-pressure seed); the Verilog is the run's own ``rtl/``."""
+    from gen.testbench.system import plusargs_of, prepare_system
+    a = plan.options
+    labels = [{"layer": i, "mode": layer.label, "m": int(layer.W.shape[0]), "k": layer.k,
+               "n": int(layer.A.shape[1])} for i, layer in enumerate(plan.layers)]
+    operands = [(layer.segments, layer.A) for layer in plan.layers]
+    try:
+        return prepare_system(
+            plan.system, labels, work / "tb" / "system", operands=operands,
+            simulator=a.sim if a.sim != "none" else "verilator", mem_bytes=None,
+            prog_lines=None, name=None, rtl_rel="../../rtl", fmt=_stream_format(work),
+            tool_paths=None if a.sim != "none" else {},
+            plusargs=" ".join(plusargs_of(seed=a.stalls, latency=a.dram_latency)),
+            progress=lambda message: None)
+    except (ValueError, MemoryError) as e:
+        raise InputError(f"the system testbench cannot run these layers: {e} "
+                         f"(--testbench engine runs them on the engine alone)") from None
+
+
+def _stream_format(work: Path):
+    import json
+
+    from hss.beats import StreamFormat
+    return StreamFormat.from_manifest(json.loads((work / "rtl" / "manifest.json").read_text()))
+
+
+def _run_system_testbench(plan, bench, work: Path, sim):
+    """Build and run ``tb/system``; its Z to ``tb/z_out.txt`` as the engine testbench
+    writes it (each layer row-major, one decimal per line), or, when the engine testbench
+    ran too, checked against that file: a difference is a FAIL of the system run."""
+    a = plan.options
+    try:
+        run = bench.run(seed=a.stalls, latency=a.dram_latency, timeout=a.sim_timeout)
+    except RuntimeError as e:               # the simulator's build failed: not a verdict
+        raise SimError(str(e)) from None
+    _clean_build_products(bench.folder)
+    z_path = work / "tb" / "z_out.txt"
+    text = "".join(f"{int(x)}\n" for layer in run.layers if layer.Z is not None
+                   for x in layer.Z.ravel())
+    if sim is None:
+        z_path.write_text(text)
+    elif z_path.exists() and z_path.read_text() != text:
+        run.agrees_with_engine = False
+    return run
 
 
 def _tool_paths(sim: str) -> dict[str, str]:

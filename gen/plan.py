@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import hss
 from hdl.config import build_config, is_flexible
 from hdl.stimulus import segment_vectors
 
-from synth.tools import cores
+from synth.tools import PLAIN_RANGES, cores, is_plain
 
 from .inputs import InputError, file_sha256, load_matrix, random_operands
 from .options import DEFAULT_MAX_ERROR, Options
@@ -189,6 +190,18 @@ class Plan:
         self.targets = list(o.target)
         self.jobs = o.jobs or cores()
         self.out = Path(o.out) if o.out else Path("build") / self.default_name()
+        # which testbench verifies the layers: the system's for a user's layers, by default
+        # (its Verilator build needs a folder path make and Verilator take as it is)
+        plain = is_plain(os.path.abspath(self.out))
+        self.testbench = o.testbench or ("system" if o.weights and self.system is not None
+                                         and not o.trace and plain else "engine")
+        if self.testbench != "engine" and self.system is None:
+            raise InputError(f"--testbench {self.testbench}: this build has no hss_system: "
+                             f"{self.system_refused}")
+        if self.testbench != "engine" and not plain:
+            raise InputError(f"--testbench {self.testbench}: the system testbench builds in "
+                             f"its folder, whose path must have only the characters "
+                             f"{PLAIN_RANGES}: {os.path.abspath(self.out)}")
         if self.out.exists() and not o.force:
             raise InputError(f"output folder {self.out} exists: pass --force to replace it")
         if self.out.exists() and not self.out.is_dir():

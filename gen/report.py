@@ -122,8 +122,19 @@ def summary(report: Report, out: Path) -> list[str]:
                  f"{max(r.modes, key=lambda m: m.density_value).density} .. "
                  f"{sparsest.density}, {r.multipliers_per_pe} multipliers per PE"]
     t = r.testbench
-    if t is None:
+    st = (r.system or {}).get("testbench")
+    if st is not None:
+        done = [l for l in st["layers"] if "cycles" in l]
+        reach = min((l["of_roofline"] for l in done if l["of_roofline"] is not None),
+                    default=None)
+        lines.append(f"system testbench ({st['simulator']}, tb/system): "
+                     f"{'PASS' if st['passed'] else 'FAIL'}, {st['cycles']:,} cycles, "
+                     f"{sum(l['dram_bytes'] for l in done):,} DRAM bytes"
+                     + ("" if reach is None else f", {reach:.3f} of the roofline at least"))
+    if t is None and st is None:
         lines.append("testbench: generated, not simulated (--sim none)")
+    elif t is None:
+        pass
     else:
         layers = f" of {len(r.layers)} layers" if len(r.layers) > 1 else ""
         lines.append(f"testbench ({t.simulator}): {'PASS' if t.passed else 'FAIL'}, "

@@ -621,11 +621,54 @@ def _interfaces(port_list) -> dict:
     return out
 
 
-def build_report(plan, vectors, sim, area, board=None, system=None) -> Report:
+def _system_run(plan, system_run) -> dict:
+    """The system testbench's run (``gen.testbench.system.SystemRun``): its verdict, and per
+    layer what the RTL's counters measured, the roofline it is held against and whether Z
+    and the counters the golden model predicts are exact."""
+    from gen.testbench.system import EXACT
+    c = plan.system
+    e = c.engine
+    peak = e.rows * e.cols * e.macs                     # multipliers: products per cycle
+    word = c.dma_bits // 8                              # DRAM bytes per cycle at most
+    layers = []
+    for layer in system_run.layers:
+        k = layer.counters
+        entry = {"exact": layer.exact}
+        if layer.error is not None:
+            entry["error"] = layer.error
+        if k:
+            multiplies = k["steps"] * peak
+            dram = k["dram_read_bytes"] + k["dram_write_bytes"]
+            intensity = multiplies / dram if dram else None
+            roof = min(peak, intensity * word) if intensity is not None else peak
+            achieved = multiplies / k["cycles"] if k["cycles"] else None
+            entry.update({name: k[name] for name in ("cycles", "steps", "stall_weights",
+                                                      "stall_acts", "stall_output")})
+            entry.update({name: k[name] for name in EXACT if name != "steps"})
+            entry.update(
+                dram_bytes=dram, cycles_lower_bound=layer.bound,
+                of_bound=ratio(layer.bound, k["cycles"]),
+                multiplies=multiplies, multiplies_per_dram_byte=ratio(multiplies, dram, 3),
+                multiplies_per_cycle=ratio(multiplies, k["cycles"], 3),
+                roofline_multiplies_per_cycle=round(roof, 3),
+                of_roofline=ratio(achieved, roof) if achieved is not None else None,
+                counters_as_golden=all(k[n] == layer.model_counters[n] for n in EXACT))
+        layers.append(entry)
+    a = plan.options
+    return {"simulator": a.sim, "passed": system_run.passed, "cycles": system_run.cycles,
+            "dram_latency": a.dram_latency, "back_pressure_seed": a.stalls,
+            "z_agrees_with_engine_testbench": system_run.agrees_with_engine,
+            "peak_multiplies_per_cycle": peak, "dram_bytes_per_cycle": word,
+            "layers": layers}
+
+
+def build_report(plan, vectors, sim, area, board=None, system=None, system_run=None
+                 ) -> Report:
     """The run's report: ``vectors`` the layers' ``GemmVectors``, ``sim`` the testbench's
     ``SimResult`` (None with ``--sim none``), ``area`` ``gen.area``'s results (None without
     synthesis), ``board`` the ``--board`` section, ``system`` the ``hss_system`` the run
-    wrote (``gen.pipeline.SystemBuild``)."""
+    wrote (``gen.pipeline.SystemBuild``), ``system_run`` its testbench's run (None when it
+    did not run)."""
     c = plan.config
     layers = _layers(plan, vectors, sim)
     modes = _modes(c)
@@ -635,14 +678,18 @@ def build_report(plan, vectors, sim, area, board=None, system=None) -> Report:
             l.cycles is not None for l in ran) else None
         modes[m.mode] = dataclasses.replace(m, steps=sum(l.steps for l in ran) if ran else None,
                                             cycles=cycles)
-    status = "generated (not simulated)" if sim is None else "pass" if sim.passed else "fail"
+    ran = [r.passed for r in (sim, system_run) if r is not None]
+    status = "generated (not simulated)" if not ran else "pass" if all(ran) else "fail"
+    system_section = _system(plan, vectors, system)
+    if system_run is not None:
+        system_section["testbench"] = _system_run(plan, system_run)
     report = Report(
         str(c.modes), c.flexible, status,
         {"rows": c.rows, "cols": c.cols, "multipliers": c.multipliers},
         {"width": c.width, "signed": c.signed, "acc_width": c.acc_width, "max_k": c.max_k},
         c.macs, last_beat_latency(c), _lanes(c), modes, layers, _run_energy(plan, vectors, sim),
         _testbench(plan, sim, layers) if sim is not None else None,
-        system=_system(plan, vectors, system), board=board)
+        system=system_section, board=board)
     if area is None:
         return report
     synthesized = Area.of(area)

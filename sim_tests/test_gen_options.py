@@ -139,7 +139,8 @@ def test_name_hash_covers_every_option_that_changes_the_output(tmp_path):
         "sim": ("icarus", {}), "synth": (False, {}), "target": (("ice40",), {}),
         "fmax": (True, {}), "board": ("ulx3s-85f", {}), "stalls": (3, {}), "trace": (True, {}),
         "dma_bits": (64, {}), "wbuf_kib": (4, {}), "abuf_kib": (4, {}), "qbuf_rows": (64, {}),
-        "obuf_tiles": (3, {}), "requant": (False, {}), "system": (False, {})}
+        "obuf_tiles": (3, {}), "requant": (False, {}), "system": (False, {}),
+        "testbench": ("engine", {}), "dram_latency": (20, {})}
     hashed = {name for name, f in FIELDS.items() if f.metadata["group"] != "run"
               and name not in ("ranks", "macs", "rows", "cols", "width", "signed")}
     assert set(changed) == hashed
@@ -167,8 +168,8 @@ def test_resolved_options_regenerate_the_folder(tmp_path, monkeypatch):
     assert resolved.out is None and config["command"] == resolved.command()
     again = shlex.split(config["command"])[3:] + ["--out", "b"]
     assert gen(*again).returncode == 0
-    for rel in ("rtl/hss_accelerator.v", "tb/tb.sv", "tb/weights.hex", "tb/acts.hex",
-                "tb/expected.hex"):
+    for rel in ("rtl/hss_accelerator.v", "rtl/hss_system.v", "tb/system/sys_tb.sv",
+                "tb/system/dram.hex", "tb/system/program.hex", "tb/system/Makefile"):
         assert Path("a", rel).read_bytes() == Path("b", rel).read_bytes(), rel
     assert json.loads(Path("b/config.json").read_text())["options"] == config["options"]
     plan = Plan(Options.from_argv(first[:-2]))

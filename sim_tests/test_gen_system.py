@@ -152,3 +152,110 @@ def test_flexible_build_writes_its_system(tmp_path):
     system = json.loads((tmp_path / "out" / "rtl" / "manifest.json").read_text())["system"]
     assert system["register_map"]["parameters"]["num_modes"] == 4
     assert (tmp_path / "out" / "rtl" / "hss_system.v").is_file()
+
+
+# --- a user's layers through hss_system (`--testbench`) --------------------------------
+
+def _user_layer(folder: Path, m=5, k=40, n=6, seed=11):
+    """A 2:4 W and an A as int8 .npy files (int8 on purpose: Z must not wrap in NumPy)."""
+    import numpy as np
+
+    import hss
+    rng = np.random.default_rng(seed)
+    W = hss.prune(rng.integers(-128, 128, (m, k)), hss.Pattern.parse("2:4")).astype(np.int8)
+    A = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    np.save(folder / "W.npy", W)
+    np.save(folder / "A.npy", A)
+    return W.astype(np.int64) @ A.astype(np.int64), ["--weights", folder / "W.npy",
+                                                     "--activations", folder / "A.npy"]
+
+
+USER = ["--ranks", "2:4", "--rows", "2", "--cols", "2", "--no-synth", "--dma-bits", "64",
+        *SMALL]
+
+
+def test_user_layers_run_through_the_system_by_default(tmp_path):
+    """--weights layers: hss_system runs them (tb/system/, no engine testbench), Z lands in
+    tb/z_out.txt, and the report has the RTL's counters against the golden model's."""
+    from genkit import read_z
+    Z, layer = _user_layer(tmp_path)
+    out = tmp_path / "out"
+    r = gen(*USER, *layer, "--dram-latency", "9", "--stalls", "4", "--out", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not (out / "tb" / "tb.sv").exists()
+    assert {"Makefile", "sys_tb.sv", "dram.hex", "program.hex"} <= {
+        p.name for p in (out / "tb" / "system").iterdir()}
+    assert not (out / "tb" / "system" / "obj_dir").exists()
+    [z] = read_z(out / "tb" / "z_out.txt", [Z.shape])
+    assert (z == Z).all()
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "pass" and "testbench" not in report
+    run = report["system"]["testbench"]
+    assert run["passed"] and run["dram_latency"] == 9 and run["back_pressure_seed"] == 4
+    [l] = run["layers"]
+    assert l["exact"] and l["counters_as_golden"] and l["cycles"] >= l["cycles_lower_bound"]
+    assert l["dram_bytes"] == l["dram_read_bytes"] + l["dram_write_bytes"] > 0
+    assert 0 < l["of_roofline"] <= 1 and l["multiplies"] == l["steps"] * 2 * 2 * 2
+    assert "system testbench (verilator, tb/system): PASS" in r.stdout
+    assert "### Measured: the layers through `hss_system`" in (out / "report.md").read_text()
+    # the folder's Makefile reruns the same simulation with this run's plusargs
+    assert "PLUSARGS ?= +latency=9 +seed=4" in (out / "tb" / "system" / "Makefile").read_text()
+    rerun = subprocess.run(["make", "-C", str(out / "tb" / "system"), "sim-verilator"],
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0 and "PASS" in rerun.stdout, rerun.stdout + rerun.stderr
+
+
+def test_both_testbenches_agree(tmp_path):
+    Z, layer = _user_layer(tmp_path, m=3, k=24, n=4)
+    out = tmp_path / "out"
+    r = gen(*USER, *layer, "--testbench", "both", "--out", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (out / "tb" / "tb.sv").is_file() and (out / "tb" / "system" / "sys_tb.sv").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "pass" and report["testbench"]["passed"]
+    assert report["system"]["testbench"]["z_agrees_with_engine_testbench"] is True
+
+
+def test_engine_testbench_on_request_and_sim_none(tmp_path):
+    _, layer = _user_layer(tmp_path, m=3, k=24, n=4)
+    r = gen(*USER, *layer, "--testbench", "engine", "--out", tmp_path / "e")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "e" / "tb" / "tb.sv").is_file()
+    assert not (tmp_path / "e" / "tb" / "system").exists()
+    assert "testbench" not in json.loads((tmp_path / "e" / "report.json").read_text())["system"]
+    r = gen(*USER, *layer, "--sim", "none", "--out", tmp_path / "n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    folder = tmp_path / "n" / "tb"
+    assert sorted(p.name for p in folder.iterdir()) == ["system"]
+    assert not (folder / "z_out.txt").exists()
+    report = json.loads((tmp_path / "n" / "report.json").read_text())
+    assert report["status"] == "generated (not simulated)"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--testbench", "system", "--no-system"], "--no-system"),
+    (["--testbench", "both", "--tile-rows", "1"], "no hss_system"),
+    (["--testbench", "bus"], "--testbench"),
+    (["--dram-latency", "-1"], "--dram-latency"),
+    (["--testbench", "system", "--trace"], "--trace"),
+])
+def test_bad_testbench_options_exit_2_with_one_line(tmp_path, options, message):
+    _, layer = _user_layer(tmp_path, m=3, k=24, n=4)
+    r = gen(*USER, *layer, *options, "--out", tmp_path / "out")
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_system_testbench_refuses_a_path_make_cannot_take(tmp_path):
+    """--weights into a folder with a space: the engine testbench by default, and an explicit
+    --testbench system is one line and exit 2."""
+    _, layer = _user_layer(tmp_path, m=3, k=24, n=4)
+    out = tmp_path / "with space"
+    r = gen(*USER, *layer, "--sim", "none", "--out", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (out / "tb" / "tb.sv").is_file() and not (out / "tb" / "system").exists()
+    r = gen(*USER, *layer, "--testbench", "system", "--out", tmp_path / "more space")
+    assert r.returncode == 2 and "the system testbench" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

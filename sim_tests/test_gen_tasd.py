@@ -51,7 +51,9 @@ def test_flexible_build_runs_decompositions_bit_exact(tmp_path, sim, stalls):
     r = gen("--ranks", HIGHLIGHT, "--rows", 2, "--cols", 2, "--sim", sim, "--no-synth",
             "--out", out, *stalls, "--weights", w1, "--activations", a1,
             "--tasd", "4:4,2:4+4:6,1:4", "--weights", w2, "--activations", a2,
-            "--tasd", "auto", "--max-error", "0.02")
+            "--tasd", "auto", "--max-error", "0.02",
+            # the engine's cycles are this test's subject; on Verilator the system runs too
+            "--testbench", "both" if sim == "verilator" else "engine")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "TASD 4:4,2:4+4:6,1:4" in r.stdout
     report = json.loads((out / "report.json").read_text())
@@ -62,6 +64,10 @@ def test_flexible_build_runs_decompositions_bit_exact(tmp_path, sim, stalls):
     chosen = hss.tasd.choose(W2, hss.tasd.candidates(HIGHLIGHT, 2), 0.02, 8)
     assert second["mode"] == str(chosen.decomposition)
     z1, z2 = read_z(out / "tb" / "z_out.txt", [(6, 5), (5, 3)])
+    if sim == "verilator":          # the system's Z is checked against tb/z_out.txt as well
+        run = report["system"]["testbench"]
+        assert run["passed"] and run["z_agrees_with_engine_testbench"]
+        assert all(l["exact"] and l["counters_as_golden"] for l in run["layers"])
     d1 = hss.decompose(W1, "4:4,2:4+4:6,1:4")
     assert np.array_equal(z1, sum(t @ A1 for t in d1.terms))
     assert np.array_equal(z1, d1.approximation() @ A1)
