@@ -130,7 +130,7 @@ def toggles(work: Path, jobs: int, quick: bool) -> list[dict]:
         options = Options(ranks=ranks, rows=2, cols=2, synth=False, sim="icarus",
                           weights=(str(folder / "W.npy"),),
                           activations=(str(folder / "A.npy"),),
-                          mode=(mode,) if ranks == HIGHLIGHT else ())
+                          mode=(mode,) if ranks == HIGHLIGHT else (), testbench="engine")
         progress(f"toggle count: {design}, weights {mode}")
         report = run_gen(options, folder / "out", folder / "gen.log")
         aladdin = run_gen(options.replace(sim="none", energy_table=hss.energy.ALADDIN_TABLE),

@@ -601,7 +601,8 @@ def reproducer(case: Case, folder: Path) -> str:
                       max_k=case.max_k, weights=(_shown(folder / "W.npy"),),
                       activations=(_shown(folder / "A.npy"),),
                       mode=(case.pattern,) if case.modes else (), stalls=case.stall_seed,
-                      synth=False, out=f"build/fuzz-{case.case_id}", force=True)
+                      synth=False, testbench="engine", out=f"build/fuzz-{case.case_id}",
+                      force=True)
     return options.command()
 
 

@@ -107,7 +107,8 @@ def run_gen(layers: list[GenLayer], work: Path, jobs: int, max_error: float | No
     options = Options(ranks=HIGHLIGHT, rows=SIDE, cols=SIDE, synth=False, sim=sim, jobs=jobs,
                       weights=tuple(str(work / f"W{i}.npy") for i in range(len(layers))),
                       activations=tuple(str(work / f"A{i}.npy") for i in range(len(layers))),
-                      tasd=tuple(layer.spec for layer in layers), max_error=max_error)
+                      tasd=tuple(layer.spec for layer in layers), max_error=max_error,
+                      testbench="engine")
     report = _run_gen(options, work / "out", work / "gen.log")
     flat = np.array((work / "out" / "tb" / "z_out.txt").read_text().split(), np.int64)
     zs, at = [], 0
