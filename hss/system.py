@@ -599,19 +599,31 @@ def run_layer(shape: SystemShape, fmt: StreamFormat, d: Descriptor, dram,
         beats = _read_beats(dram, d.w_addr, d.m_tiles * bpt, shape.wbeat_words, B,
                             shape.weight_beat_bits)
         buffers.wbuf[d.w_base:d.w_base + len(beats)] = beats
+    # Each m-tile's weights are decoded once and multiplied with the beats of every n-tile
+    # at once (the n-tiles side by side as columns): the same sums as tile by tile, in
+    # the order hss_system writes them, n_tiles times fewer beat products.
+    acts = fmt.decode_activations(buffers.abuf[d.a_base:d.a_base + d.n_tiles * bpt])
+    cols = shape.cols
+    side_by_side = [np.concatenate([acts[nt * bpt + b] for nt in range(d.n_tiles)])
+                    for b in range(bpt)]                 # per beat: (n_tiles * cols, ...)
+    sums, tile_steps = [], []
+    for mt in range(d.m_tiles):
+        weights = fmt.decode_weights(buffers.wbuf[d.w_base + mt * bpt:
+                                                  d.w_base + (mt + 1) * bpt])
+        if any(w.mode >= len(fmt.modes) for w in weights):
+            sums.append(None)          # BAD_MODE where the controller meets it, at nt 0
+            break
+        sums.append(fmt.wrap(sum(fmt.beat_product(w, a)
+                                 for w, a in zip(weights, side_by_side))))
+        tile_steps.append(sum(fmt.steps_per_beat(w.mode) for w in weights))
     steps = 0
     for nt in range(d.n_tiles):
-        acts = fmt.decode_activations(buffers.abuf[d.a_base + nt * bpt:
-                                                   d.a_base + (nt + 1) * bpt])
         for mt in range(d.m_tiles):
-            weights = fmt.decode_weights(buffers.wbuf[d.w_base + mt * bpt:
-                                                      d.w_base + (mt + 1) * bpt])
-            if any(w.mode >= len(fmt.modes) for w in weights):
+            if sums[mt] is None:
                 return LayerRun(ErrorCode.BAD_MODE, None)
-            z = fmt.wrap(sum(fmt.beat_product(w, a) for w, a in zip(weights, acts)))
-            tile_steps = sum(fmt.steps_per_beat(w.mode) for w in weights)
-            steps += tile_steps
-            overflow = tile_steps > fmt.max_steps
+            z = sums[mt][:, nt * cols:(nt + 1) * cols]
+            steps += tile_steps[mt]
+            overflow = tile_steps[mt] > fmt.max_steps
             if d.requant:
                 rows = [_entry(buffers.qbuf[mt * shape.rows + i]) for i in range(shape.rows)]
                 try:
