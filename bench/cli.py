@@ -24,7 +24,7 @@ from synth.tools import cores
 
 from .common import RESULTS, machine
 
-BENCHMARKS = ("tax", "cycles", "flex", "scale", "sim", "tasd", "edp", "fetch")
+BENCHMARKS = ("tax", "cycles", "flex", "scale", "sim", "tasd", "edp", "fetch", "system")
 
 SUMMARY = {
     "tax": "area/Fmax of HSS, 2:4 and naive G:H vs dense (bench/tax.py)",
@@ -36,6 +36,8 @@ SUMMARY = {
     "tasd": "TASD on a digits MLP (through the RTL) and MiniLM (bench/tasd.py)",
     "edp": "energy and EDP vs dense; gate-level cross-check (bench/edp.py)",
     "fetch": "rank 1 at the fetch vs in the PE: reads, port, accuracy (bench/fetch.py)",
+    "system": "hss_system on MiniLM's layers in Verilator: cycles vs roofline, DRAM bytes "
+              "vs minimum, memories (bench/system.py)",
     "fuzz": "constrained-random cosimulation campaign (bench/fuzz.py)",
     "dse": "design-space exploration on Dask from a TOML spec (bench/dse.py)",
     "all": f"every benchmark but fuzz and dse: {', '.join(BENCHMARKS)}",

@@ -6,6 +6,8 @@ always-ready output. Amaranth runs async testbenches that set packed payloads
 (``ctx.set(Value.cast(port), int)``), as ``sim_tests/simkit.py`` does; Verilator and Icarus
 run the generator's self-checking testbench (``gen.testbench`` + ``gen.simulate``).
 Amaranth and Icarus run a short GEMM (~2k cycles), Verilator a long one (>= 100k cycles).
+The same two GEMMs also run as one layer each through ``hss_system``'s testbench
+(``gen.testbench.system``, the DRAM model inside the simulator), in Icarus and Verilator.
 The testbench reads its stimulus with ``$readmemh`` first; that time is measured apart by
 running it with ``+load_only`` (it stops once loaded), and taken out of the simulation rate. Every run
 must produce the golden Z in ``steps + LATENCY`` cycles, or the benchmark fails.
@@ -171,6 +173,29 @@ def hdl_sim(tb_dir: Path, simulator: str, vectors, repeats: int) -> dict:
             "load": load_seconds(tb_dir, simulator, repeats)}
 
 
+def system_sim(config, vectors, folder: Path, simulator: str, repeats: int) -> dict:
+    """The same GEMM as one layer through ``hss_system`` (``gen.testbench.system``: the
+    DRAM model inside the simulator, the host driver's recorded program), ``repeats``
+    runs; each must PASS (Z and counters equal the golden model's). The testbench reads
+    its compact DRAM image (the compressed weights, once) at start-up: no load-only
+    run, so only the rate including it is measured."""
+    from gen.testbench.system import prepare_system
+    from hdl.sysconfig import SystemConfig
+    m, k, n = vectors.m, vectors.k, vectors.n
+    bench = prepare_system(SystemConfig(config), [{"m": m, "k": k, "n": n, "seed": 3,
+                                                   "mode": 0}],
+                           folder, simulator=simulator, mem_bytes=None, prog_lines=None,
+                           name=None, progress=lambda message: None)
+    runs = []
+    for _ in range(repeats):
+        r = bench.run(seed=None, latency=0)
+        if not r.passed:
+            raise AssertionError(f"system tb, {simulator}: FAIL\n{r.log[-2000:]}")
+        runs.append(r)
+    return {"cycles": runs[0].cycles, "build": runs[0].build_seconds,
+            "run": min(r.seconds for r in runs), "load": None}
+
+
 def run(args) -> None:
     from amaranth.back import verilog
 
@@ -212,18 +237,27 @@ def run(args) -> None:
         progress(f"Verilator: PASS, {r['cycles']:,} cycles, build {r['build']:.1f} s, "
                  f"best run {r['run']:.2f} s (start-up and $readmemh {r['load']:.2f} s)")
 
+        for simulator, name, v in (("icarus", "Icarus", short), ("verilator", "Verilator", long)):
+            progress(f"system tb, {name}: the {v.m}x{v.k}x{v.n} GEMM through hss_system")
+            r = system_sim(config, v, work / f"system-{simulator}", simulator,
+                           repeats=1 if simulator == "icarus" else (3 if args.quick else 5))
+            results.append((f"system tb, {name}", v, r))
+            progress(f"system tb, {name}: PASS, {r['cycles']:,} cycles in {r['run']:.2f} s "
+                     f"(DRAM image and program read at start-up, included)")
+
     base = results[0][2]["cycles"] / results[0][2]["run"]
     rows = []
     for simulator, v, r in results:
-        sim_s = r["run"] - (r["load"] or 0.0)
-        rate = r["cycles"] / sim_s if sim_s > 0 else None
+        sim_s = r["run"] - (r["load"] or 0.0) if r["load"] is not None else None
+        rate = r["cycles"] / sim_s if sim_s is not None and sim_s > 0 else None
         rows.append([simulator, f"{v.m}x{v.k}x{v.n}", r["cycles"], round(r["build"], 2),
                      round(r["run"], 3), None if r["load"] is None else round(r["load"], 3),
-                     round(sim_s, 3),
+                     None if sim_s is None else round(sim_s, 3),
                      round(rate) if rate else None,
                      round(r["cycles"] / r["run"]),
                      round(rate / base, 2) if rate else None, "PASS"])
-    vl = results[-1][2]
+    vl = next(r for name, _, r in results if name == "Verilator")
+    sysv = results[-1][2]
     notes = [
         f"Design: `{PATTERN}`, int8, {side}x{side} PEs ({config.multipliers} multipliers). "
         f"Inputs always valid, output always ready. *cycles*: from the first input "
@@ -241,6 +275,16 @@ def run(args) -> None:
         f"with `+load_only` (it stops once the files are read), *sim s* = run s - load s, and "
         f"*cycles/s* = cycles / sim s (*incl. load* = cycles / run s). *vs Amaranth* "
         f"compares cycles/s.",
+        "",
+        f"*system tb*: the same GEMMs as one layer each through `hss_system` "
+        f"(`gen.testbench.system`: AXI4 DRAM model in SystemVerilog, no latency, no "
+        f"back-pressure; the host driver's recorded register program); its cycles run from "
+        f"the first register write to DONE, so they include loading the buffers. It reads "
+        f"its DRAM image (compressed weights and activations, each once) at start-up and has "
+        f"no load-only run: *cycles/s incl. load* only. Incl. load, the system testbench in "
+        f"Verilator simulates {sysv['cycles'] / sysv['run'] / (vl['cycles'] / vl['run']):.2f}x "
+        f"the engine testbench's cycles per second. The cocotb + cocotbext-axi run of the "
+        f"system (its verification, sim_tests/test_system.py) is not timed here.",
         "",
         f"Verilator spends {100 * vl['load'] / vl['run']:.0f} % of its run reading the hex "
         f"files (one line per beat, so the files grow with the cycles: > 100k cycles needs "
@@ -262,7 +306,7 @@ def _plot(rows, path: Path, side: int) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.2))
     labels = [f"{r[0]}\n{r[2]:,} cycles" for r in rows]
     rates = [r[7] or r[8] for r in rows]
-    ax.barh(labels, rates, color=["#4c72b0", "#dd8452", "#55a868"][:len(rows)],
+    ax.barh(labels, rates, color=["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"][:len(rows)],
             label="cycles/s (simulation)")
     ax.scatter([r[8] for r in rows], labels, color="black", marker="|", s=200, zorder=3,
                label="cycles/s including $readmemh")

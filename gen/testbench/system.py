@@ -315,7 +315,7 @@ def prepare_system(config, layers, folder, *, operands=None, simulator: str = "v
 
     ``layers``: the specs of the module's docstring, or with ``operands`` (one
     ``(segments, A)`` per layer: ``segments`` [(W_t, mode_t)], the layer's own tensors) any
-    JSON-able label per layer. ``mem_bytes``/``prog_lines``: the testbench's DRAM and
+    JSON-able label per layer (a dict's ``requant``/``relu`` are obeyed). ``mem_bytes``/``prog_lines``: the testbench's DRAM and
     program sizes (None: the smallest powers of two that hold this run). ``name`` prefixes
     the run's files (None: ``dram.hex``, ``program.hex``, ... as the Makefile's defaults).
     ``rtl_rel``, ``tool_paths``, ``plusargs``: see ``render_folder``; ``fmt`` the build's
@@ -340,7 +340,7 @@ def prepare_system(config, layers, folder, *, operands=None, simulator: str = "v
     prepared = []
     for i, spec in enumerate(layers):
         segments, A = layer_operands(fmt, spec) if operands is None else operands[i]
-        golden, kwargs = _layer_args(segments, A, spec if operands is None else {})
+        golden, kwargs = _layer_args(segments, A, spec if isinstance(spec, dict) else {})
         mark = recorder.mark()
         run_now(driver.run_layer(segments, A, **kwargs))
         model.reset_memory()
