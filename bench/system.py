@@ -78,7 +78,8 @@ QUICK = {"sides": (4,), "dma": (128,), "dma_sweep": ("4:6,2:4", ()),
 
 COLUMNS = ["design", "PEs", "DMA bits", "mode", "layer", "parts", "cycles", "roofline bound",
            "of bound", "compute ideal", "DRAM bytes", "minimum", "DRAM / min",
-           "buffer bits read / MAC", "MACs / cycle", "GB/s to be compute bound", "exact"]
+           "buffer bits read / MAC", "MACs / cycle", "GB/s to be compute bound",
+           "stalls w/a/out", "exact"]
 
 
 def _operands(layers, mode, flexible: bool):
@@ -135,6 +136,8 @@ def run_build(design: Design, side: int, dma_bits: int, layer_names, tokens: int
             "buffer bits read / MAC": read_bits / macs,
             "MACs / cycle": macs / cycles if cycles else None,
             "GB/s to be compute bound": dram / counts.compute_cycles * CLOCK_HZ / 1e9,
+            "stalls w/a/out": "/".join(str(c.get(k, "-")) for k in
+                                       ("stall_weights", "stall_acts", "stall_output")),
             "exact": "yes" if lr.exact else f"NO: {lr.error or 'mismatch'}"})
     mem = {"bits": sum(m.bits for m in memories), "dp16kd": sum(m.brams for m in memories),
            "asic_nand2_eq": round(sum(m.nand2_eq for m in memories)),
@@ -194,7 +197,9 @@ def _notes(results, rows, quick) -> list[str]:
         f"int8 outputs, the requantization table). *buffer bits read / MAC*: weights and "
         f"activations buffer bits read per multiply of the dense layer (M x K x N). *MACs / "
         f"cycle*: dense-layer multiplies per cycle. *GB/s to be compute bound*: DRAM bytes / "
-        f"compute ideal x 100 MHz. *exact*: Z and every counter equal the golden model's. "
+        f"compute ideal x 100 MHz. *stalls w/a/out*: the RTL's counters of cycles the engine "
+        f"waited on a weights beat, on an activations beat, and cycles a finished tile "
+        f"waited for the output buffer. *exact*: Z and every counter equal the golden model's. "
         f"The bound lets reads and writes share the DRAM's bytes per cycle, as a DDR bus "
         f"does; the testbench's DRAM model serves AXI's read and write channels at once, so "
         f"a DRAM-bound layer can finish a little inside it (*of bound* above 1). Each design "
