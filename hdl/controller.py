@@ -1,9 +1,10 @@
 """The controller of ``hss_system``: runs one layer from its descriptor (docs/system.md).
 
 It checks the descriptor, has the DMA read the layer's operands into the buffers (the
-requantization table, the activations of n-tile 0, every weights beat, then the other
-n-tiles' activations), feeds the engine beat pairs in the loop nest ``for nt: for mt: for
-b`` as soon as the beats it needs have arrived (a counter of the beats written per buffer),
+requantization table, the activations of n-tile 0, the first chunk of m-tiles' weights,
+the other n-tiles' activations, the other weights), feeds the engine beat pairs in the loop
+nest ``for chunk: for nt: for mt in chunk: for b`` (``hss.system.tile_order``) as soon as
+the beats it needs have arrived (a counter of the beats written per buffer),
 and writes each tile the engine leaves to DRAM through the output buffer. Loading,
 computing and storing overlap. Errors end the layer without a hang: the DMA's data are
 drained, the engine is reset, ``error``/``error_code`` stay until ``clear``.
@@ -46,7 +47,50 @@ def dma_command_layout() -> data.StructLayout:
 
 class _Job:
     """One DMA read the layer needs: where from, how many words, into which buffer."""
-    QTABLE, ACTS_FIRST, WEIGHTS, ACTS_REST = range(4)
+    QTABLE, ACTS_FIRST, WEIGHTS_FIRST, ACTS_REST, WEIGHTS_REST = range(5)
+
+
+class _TileWalk:
+    """The order of a layer's tiles (``hss.system.tile_order``): m-tiles in chunks of
+    ``chunk``, each chunk's tiles n-tile by n-tile. ``mt``, ``nt`` the current tile;
+    ``index`` its place in the output region, ``nt * M_TILES + mt``. ``step`` moves to the
+    next tile (and sets ``done`` after the last); ``extra`` are more (signal, at the
+    chunk's first m-tile, per m-tile) pairs that follow ``mt`` (``mt * BPT``)."""
+
+    def __init__(self, m, d, chunk: int, starting, name: str, extra=()):
+        self._m, self._d, self._chunk = m, d, chunk
+        self.mt, self.nt = Signal(16, name=f"{name}_mt"), Signal(16, name=f"{name}_nt")
+        self.first = Signal(16, name=f"{name}_chunk_mt")        # the chunk's first m-tile
+        self.within = Signal(16, name=f"{name}_chunk_i")        # mt - first
+        self.index = Signal(COUNT_BITS, name=f"{name}_index")
+        self.row = Signal(COUNT_BITS, name=f"{name}_row")       # index of (first, nt)
+        self.done = Signal(name=f"{name}_done")
+        self._extra = [(sig, Signal(len(sig), name=f"{sig.name}_chunk"), inc)
+                       for sig, inc in extra]
+        with m.If(starting):
+            m.d.sync += [self.mt.eq(0), self.nt.eq(0), self.first.eq(0), self.within.eq(0),
+                         self.index.eq(0), self.row.eq(0), self.done.eq(0)]
+            m.d.sync += [s.eq(0) for sig, start, _ in self._extra for s in (sig, start)]
+
+    def step(self):
+        m, d, sync = self._m, self._d, self._m.d.sync
+        chunk_end = (self.within + 1 == self._chunk) | (self.mt + 1 == d.m_tiles)
+        with m.If(~chunk_end):                     # the next m-tile of the chunk
+            sync += [self.mt.eq(self.mt + 1), self.within.eq(self.within + 1),
+                     self.index.eq(self.index + 1)]
+            sync += [sig.eq(sig + inc) for sig, _, inc in self._extra]
+        with m.Elif(self.nt + 1 != d.n_tiles):     # the chunk again, on the next n-tile
+            sync += [self.nt.eq(self.nt + 1), self.mt.eq(self.first), self.within.eq(0),
+                     self.row.eq(self.row + d.m_tiles),
+                     self.index.eq(self.row + d.m_tiles)]
+            sync += [sig.eq(start) for sig, start, _ in self._extra]
+        with m.Elif(self.mt + 1 == d.m_tiles):     # the last tile
+            sync += self.done.eq(1)
+        with m.Else():                              # the next chunk, from n-tile 0
+            sync += [self.mt.eq(self.mt + 1), self.first.eq(self.mt + 1),
+                     self.within.eq(0), self.nt.eq(0), self.row.eq(self.mt + 1),
+                     self.index.eq(self.mt + 1)]
+            sync += [s.eq(sig + inc) for sig, start, inc in self._extra for s in (sig, start)]
 
 
 class Controller(wiring.Component):
@@ -109,10 +153,12 @@ class Controller(wiring.Component):
                      self.error_code.eq(code)]
 
         w_beats = Signal(COUNT_BITS)        # M_TILES * BPT
+        w_first = Signal(COUNT_BITS)        # the first chunk's: min(M_TILES, chunk) * BPT
         a_beats = Signal(COUNT_BITS)        # N_TILES * BPT
         tiles = Signal(COUNT_BITS)          # M_TILES * N_TILES
         q_rows = Signal(COUNT_BITS)         # M_TILES * rows
         m.d.sync += [w_beats.eq(d.m_tiles * d.bpt), a_beats.eq(d.n_tiles * d.bpt),
+                     w_first.eq(Mux(d.m_tiles > c.m_chunk, c.m_chunk, d.m_tiles) * d.bpt),
                      tiles.eq(d.m_tiles * d.n_tiles), q_rows.eq(d.m_tiles * e.rows)]
         check = self._check(m, d, w_beats, a_beats, tiles, q_rows)
 
@@ -158,7 +204,7 @@ class Controller(wiring.Component):
         counters = _Counters(m, self, starting, mode)
 
         w_loaded, a_loaded = self._load(m, d, run, starting, wbuf, abuf, qbuf, w_beats,
-                                        a_beats, q_rows, counters, runtime_error)
+                                        w_first, a_beats, q_rows, counters, runtime_error)
         self._feed(m, d, run, starting, wbuf, abuf, w_loaded, a_loaded, w_beats, a_beats,
                    feed_done, counters, runtime_error)
         self._store(m, d, run, starting, obuf, tiles, tiles_done, write_busy, counters,
@@ -206,8 +252,8 @@ class Controller(wiring.Component):
         return code
 
     # -- DMA reads into the buffers --------------------------------------------------------
-    def _load(self, m, d, run, starting, wbuf, abuf, qbuf, w_beats, a_beats, q_rows,
-              counters, runtime_error):
+    def _load(self, m, d, run, starting, wbuf, abuf, qbuf, w_beats, w_first, a_beats,
+              q_rows, counters, runtime_error):
         """Issue the layer's reads in order and write what returns into the buffers;
         return the beats written so far into each of ``wbuf`` and ``abuf``."""
         c, wb = self.config, self.config.word_bytes
@@ -216,9 +262,11 @@ class Controller(wiring.Component):
             (_Job.QTABLE, d.requant, d.q_addr,
              (q_rows + per_word - 1) >> (per_word.bit_length() - 1)),
             (_Job.ACTS_FIRST, d.load_a, d.a_addr, d.bpt * c.act_words),
-            (_Job.WEIGHTS, d.load_w, d.w_addr, w_beats * c.weight_words),
+            (_Job.WEIGHTS_FIRST, d.load_w, d.w_addr, w_first * c.weight_words),
             (_Job.ACTS_REST, d.load_a & (d.n_tiles > 1),
              d.a_addr + d.bpt * (c.act_words * wb), (a_beats - d.bpt) * c.act_words),
+            (_Job.WEIGHTS_REST, d.load_w & (d.m_tiles > c.m_chunk),
+             d.w_addr + w_first * (c.weight_words * wb), (w_beats - w_first) * c.weight_words),
         ]
         # issuing: one command per job, in order, skipping the jobs a layer does not need
         issue = Signal(range(len(jobs) + 1))
@@ -270,7 +318,7 @@ class Controller(wiring.Component):
         # at the next free word of the buffer
         for asm, count, words, port, base, loaded, which, name in (
                 (w_asm, w_word, c.weight_words, w_port, d.w_base, w_loaded,
-                 (_Job.WEIGHTS,), "wbuf_writes"),
+                 (_Job.WEIGHTS_FIRST, _Job.WEIGHTS_REST), "wbuf_writes"),
                 (a_asm, a_word, c.act_words, a_port, d.a_base, a_loaded,
                  (_Job.ACTS_FIRST, _Job.ACTS_REST), "abuf_writes")):
             here = Signal(name=f"{name}_job")
@@ -307,14 +355,14 @@ class Controller(wiring.Component):
     def _feed(self, m, d, run, starting, wbuf, abuf, w_loaded, a_loaded, w_beats, a_beats,
               feed_done, counters, runtime_error):
         c, e = self.config, self.config.engine
-        b, mt, nt = Signal(16), Signal(16), Signal(16)
+        b = Signal(16)
         w_tile, a_tile = Signal(COUNT_BITS), Signal(COUNT_BITS)     # mt * BPT, nt * BPT
+        walk = _TileWalk(m, d, c.m_chunk, starting, "feed", extra=[(w_tile, d.bpt)])
         w_port = wbuf.read_port(domain="sync")
         a_port = abuf.read_port(domain="sync")
         shown = Signal()                    # the read ports show a beat pair for the engine
         with m.If(starting):
-            m.d.sync += [b.eq(0), mt.eq(0), nt.eq(0), w_tile.eq(0), a_tile.eq(0),
-                         feed_done.eq(0), shown.eq(0)]
+            m.d.sync += [b.eq(0), a_tile.eq(0), feed_done.eq(0), shown.eq(0)]
         w_index, a_index = w_tile + b, a_tile + b
         bad_mode = Signal()
         ok = ~bad_mode
@@ -343,13 +391,15 @@ class Controller(wiring.Component):
             with m.If(issue):
                 with m.If(b + 1 == d.bpt):
                     m.d.sync += b.eq(0)
-                    with m.If(mt + 1 == d.m_tiles):
-                        m.d.sync += [mt.eq(0), w_tile.eq(0), nt.eq(nt + 1),
-                                     a_tile.eq(a_tile + d.bpt)]
-                        with m.If(nt + 1 == d.n_tiles):
-                            m.d.sync += feed_done.eq(1)
-                    with m.Else():
-                        m.d.sync += [mt.eq(mt + 1), w_tile.eq(w_tile + d.bpt)]
+                    walk.step()
+                    chunk_end = (walk.within + 1 == c.m_chunk) | (walk.mt + 1 == d.m_tiles)
+                    with m.If(chunk_end):
+                        with m.If(walk.nt + 1 != d.n_tiles):
+                            m.d.sync += a_tile.eq(a_tile + d.bpt)
+                        with m.Else():
+                            m.d.sync += a_tile.eq(0)
+                            with m.If(walk.mt + 1 == d.m_tiles):
+                                m.d.sync += feed_done.eq(1)
                 with m.Else():
                     m.d.sync += b.eq(b + 1)
         waiting = run & (runtime_error == 0) & ~feed_done & advance
@@ -407,17 +457,18 @@ class Controller(wiring.Component):
         phase = Signal(range(4))                   # idle, load, rows, send
         IDLE, LOAD, ROWS, SEND = range(4)
         m.d.comb += [port_out.addr.eq(rp), port_out.en.eq(1), write_busy.eq(phase != IDLE)]
+        out = _TileWalk(m, d, c.m_chunk, starting, "store")     # the tile going out next
         m.d.comb += [self.wr_cmd.valid.eq(0), self.wr_cmd.payload.addr.eq(
-            d.z_addr + sent * tile_bytes), self.wr_cmd.payload.words.eq(words)]
-        mt_next, mt_out = Signal(16), Signal(16)   # the m-tile of the tile going out
+            d.z_addr + out.index * tile_bytes), self.wr_cmd.payload.words.eq(words)]
+        mt_out = Signal(16)                        # the m-tile of the tile going out
         with m.If(starting):
-            m.d.sync += [left.eq(0), phase.eq(IDLE), mt_next.eq(0)]
+            m.d.sync += [left.eq(0), phase.eq(IDLE)]
         with m.If((phase == IDLE) & run & (runtime_error == 0) & (held != 0)
                   & (sent != written)):
             m.d.comb += self.wr_cmd.valid.eq(1)
             with m.If(self.wr_cmd.ready):
-                m.d.sync += [phase.eq(LOAD), sent.eq(sent + 1), mt_out.eq(mt_next),
-                             mt_next.eq(Mux(mt_next + 1 == d.m_tiles, 0, mt_next + 1))]
+                m.d.sync += [phase.eq(LOAD), sent.eq(sent + 1), mt_out.eq(out.mt)]
+                out.step()
         raw = Signal(c.tile_bits)
         counters.add("obuf_reads", 1, when=phase == LOAD)
         with m.If(phase == LOAD):                  # the tile's word is on the read port

@@ -29,7 +29,9 @@ class SystemConfig:
     """An ``hss_system`` build: ``engine`` (an ``hdl.config`` config) and, with their
     defaults (docs/system.md says what each is modelled on), the AXI4 data width, the
     buffer sizes in bytes, the requantization table's rows, the output buffer's tiles, the
-    largest burst and the reads kept in flight, and whether requantization is built."""
+    largest burst and the reads kept in flight, whether requantization is built, and the
+    m-tiles of a chunk of the loop nest (``hss.system.tile_order``: the first chunk's
+    weights are all a layer waits for before it computes at full rate)."""
     engine: ArrayConfig
     dma_bits: int = 128
     addr_bits: int = 32
@@ -40,6 +42,7 @@ class SystemConfig:
     max_burst: int = 64
     outstanding: int = 4
     requant: bool = True
+    m_chunk: int = 8
 
     def __post_init__(self):
         if not isinstance(self.engine, ArrayConfig):
@@ -56,13 +59,16 @@ class SystemConfig:
             raise ValueError(f"addr_bits must be 32 (the descriptor's addresses are 32-bit), "
                              f"not {self.addr_bits!r}")
         for name in ("wbuf_bytes", "abuf_bytes", "qbuf_rows", "obuf_tiles", "max_burst",
-                     "outstanding"):
+                     "outstanding", "m_chunk"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if self.obuf_tiles < 2:
             raise ValueError(f"obuf_tiles must be at least 2 (a tile leaves while the next "
                              f"is computed), not {self.obuf_tiles}")
+        if self.m_chunk > 0xFFFF:
+            raise ValueError(f"m_chunk must be at most 65535 (a 16-bit count), not "
+                             f"{self.m_chunk}")
         if self.max_burst > 256:
             raise ValueError(f"max_burst must be at most 256 (AXI4 INCR), not {self.max_burst}")
         for name, depth in (("wbuf_bytes", self.wbuf_depth), ("abuf_bytes", self.abuf_depth)):
@@ -132,4 +138,4 @@ class SystemConfig:
                            e.acc_width, e.signed, self.modes, self.wbuf_depth,
                            self.abuf_depth, self.dma_bits, self.obuf_tiles,
                            self.qbuf_rows if self.requant else 0, self.max_burst,
-                           self.outstanding, last_beat_latency(e))
+                           self.outstanding, last_beat_latency(e), self.m_chunk)

@@ -53,7 +53,7 @@ __all__ = ["ErrorCode", "SystemModelError", "DMA_BITS", "ADDRESS_SPACE", "ENTRY_
            "OUTPUT_BITS", "buffer_depth", "SystemShape", "Descriptor", "beat_to_words",
            "words_to_beat", "weight_beat_address", "act_beat_address", "output_tile_address",
            "requant_entry_address", "Transfer", "read_order", "write_order", "LayerCounts",
-           "layer_counts", "minimum_dram_bytes", "layer_image", "pack_output_tile",
+           "layer_counts", "minimum_dram_bytes", "tile_order", "layer_image", "pack_output_tile",
            "unpack_output_tile", "read_outputs", "Buffers", "LayerRun", "run_layer",
            "LayerPart", "LayerSplit", "split_layer"]
 
@@ -113,7 +113,9 @@ class SystemShape:
     ``weight_beat_bits`` / ``act_beat_bits``: the engine's beats (the manifest's payload
     widths); ``acc_width``/``signed``: its accumulators; ``num_modes``: its mode set's size;
     depths in words of each buffer (``qbuf_depth`` 0: no requantization stage);
-    ``latency``: the engine's cycles from a tile's last step to its tile.
+    ``latency``: the engine's cycles from a tile's last step to its tile; ``m_chunk``: the
+    m-tiles of a chunk of the loop nest (``tile_order``; not a register: it orders the
+    work, not what a layer computes or moves).
     """
     rows: int
     cols: int
@@ -130,6 +132,7 @@ class SystemShape:
     max_burst: int = 64
     outstanding: int = 4
     latency: int = 4
+    m_chunk: int = 8
 
     def __post_init__(self):
         for f in fields(self):
@@ -318,6 +321,18 @@ def act_beat_address(shape: SystemShape, d: Descriptor, nt: int, b: int) -> int:
     """Byte address of beat ``b`` of n-tile ``nt``."""
     beat = _index("nt", nt, d.n_tiles) * d.beats_per_tile + _index("b", b, d.beats_per_tile)
     return d.a_addr + beat * shape.abeat_words * shape.word_bytes
+
+
+def tile_order(m_tiles: int, n_tiles: int, chunk: int) -> list[tuple[int, int]]:
+    """The (nt, mt) of each tile in the order hss_system computes and writes them: the
+    m-tiles in chunks of ``chunk`` (the last may be shorter), each chunk's tiles n-tile by
+    n-tile. The DMA reads the first chunk's weights before the other n-tiles'
+    activations and the other chunks' weights after them, so a layer waits only for one
+    chunk of weights before it computes at full rate, then loads the rest while it
+    computes. ``chunk >= m_tiles`` is the plain ``for nt: for mt`` nest."""
+    _check_int("chunk", chunk, 1)
+    return [(nt, mt) for c0 in range(0, m_tiles, chunk) for nt in range(n_tiles)
+            for mt in range(c0, min(c0 + chunk, m_tiles))]
 
 
 def output_tile_address(shape: SystemShape, d: Descriptor, nt: int, mt: int) -> int:
@@ -617,21 +632,20 @@ def run_layer(shape: SystemShape, fmt: StreamFormat, d: Descriptor, dram,
                                  for w, a in zip(weights, side_by_side))))
         tile_steps.append(sum(fmt.steps_per_beat(w.mode) for w in weights))
     steps = 0
-    for nt in range(d.n_tiles):
-        for mt in range(d.m_tiles):
-            if sums[mt] is None:
-                return LayerRun(ErrorCode.BAD_MODE, None)
-            z = sums[mt][:, nt * cols:(nt + 1) * cols]
-            steps += tile_steps[mt]
-            overflow = tile_steps[mt] > fmt.max_steps
-            if d.requant:
-                rows = [_entry(buffers.qbuf[mt * shape.rows + i]) for i in range(shape.rows)]
-                try:
-                    z = requantize(z, [a for a, _ in rows], [s for _, s in rows], d.relu)
-                except RequantError as e:
-                    raise RequantError(f"m-tile {mt}: {e}") from None
-            dram.write(output_tile_address(shape, d, nt, mt),
-                       pack_output_tile(shape, z, overflow, d.requant))
+    for nt, mt in tile_order(d.m_tiles, d.n_tiles, shape.m_chunk):
+        if mt >= len(sums) or sums[mt] is None:
+            return LayerRun(ErrorCode.BAD_MODE, None)
+        z = sums[mt][:, nt * cols:(nt + 1) * cols]
+        steps += tile_steps[mt]
+        overflow = tile_steps[mt] > fmt.max_steps
+        if d.requant:
+            rows = [_entry(buffers.qbuf[mt * shape.rows + i]) for i in range(shape.rows)]
+            try:
+                z = requantize(z, [a for a, _ in rows], [s for _, s in rows], d.relu)
+            except RequantError as e:
+                raise RequantError(f"m-tile {mt}: {e}") from None
+        dram.write(output_tile_address(shape, d, nt, mt),
+                   pack_output_tile(shape, z, overflow, d.requant))
     counts = layer_counts(shape, d)      # the steps as the beats' modes made them
     return LayerRun(ErrorCode.NONE, replace(counts, steps=steps,
                                             compute_cycles=steps + shape.latency))

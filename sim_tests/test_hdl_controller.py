@@ -97,10 +97,14 @@ CASES = [("4:6,2:4", 2, 2, 5, 100, 3, 128), ("2:4", 1, 3, 3, 17, 7, 64),
          ("4:4|4:6,2:4|1:4", 2, 2, 4, 72, 4, 256)]
 
 
-@pytest.mark.parametrize("ranks, rows, cols, m, k, n, dma_bits", CASES)
-def test_layer_matches_the_golden_model(ranks, rows, cols, m, k, n, dma_bits):
+@pytest.mark.parametrize("ranks, rows, cols, m, k, n, dma_bits, chunk",
+                         [(*case, 8) for case in CASES] + [("4:6,2:4", 2, 2, 9, 48, 6, 64, 2)])
+def test_layer_matches_the_golden_model(ranks, rows, cols, m, k, n, dma_bits, chunk):
+    """Every tile at its address (``hss.system.tile_order``: chunk 2 of 5 m-tiles walks
+    three chunks over three n-tiles) and every counter."""
     e = build_config(ranks, rows, cols)
-    config = SystemConfig(e, dma_bits=dma_bits, wbuf_bytes=8192, abuf_bytes=8192)
+    config = SystemConfig(e, dma_bits=dma_bits, wbuf_bytes=8192, abuf_bytes=8192,
+                          m_chunk=chunk)
     rng = np.random.default_rng(rows * 100 + k)
     mode = len(e.modes) - 1
     W = hss.prune(rng.integers(-128, 128, (m, k)), e.modes.mode(mode))
@@ -301,8 +305,8 @@ def test_descriptor_checks_agree_with_the_golden_model():
     assert len(set(want)) >= 6, "the draw must reach most codes"
 
 
-@pytest.mark.parametrize("relu", [False, True])
-def test_requantized_layer_matches_the_golden_model(relu):
+@pytest.mark.parametrize("relu, chunk", [(False, 8), (True, 8), (True, 2)])
+def test_requantized_layer_matches_the_golden_model(relu, chunk):
     """REQUANT: each tile leaves as int8 through the Requantizer, every row with its table
     entry; Z and every counter as ``hss.system`` computes them."""
     from types import SimpleNamespace
@@ -310,7 +314,8 @@ def test_requantized_layer_matches_the_golden_model(relu):
     from hss import requant
     from hss.system import Descriptor, layer_counts, read_outputs
     e = build_config("4:6,2:4", 2, 2)
-    config = SystemConfig(e, dma_bits=128, wbuf_bytes=8192, abuf_bytes=8192, qbuf_rows=64)
+    config = SystemConfig(e, dma_bits=128, wbuf_bytes=8192, abuf_bytes=8192, qbuf_rows=64,
+                          m_chunk=chunk)
     shape = config.shape
     rng = np.random.default_rng(4 + relu)
     W = hss.prune(rng.integers(-128, 128, (6, 96)), "4:6,2:4")

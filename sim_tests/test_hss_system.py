@@ -589,3 +589,15 @@ def test_the_host_side_needs_no_amaranth():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_tile_order_walks_chunks_of_m_tiles_n_tile_by_n_tile():
+    from hss.system import tile_order
+    assert tile_order(3, 2, 8) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert tile_order(5, 2, 2) == [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (0, 3), (1, 2),
+                                   (1, 3), (0, 4), (1, 4)]
+    for m, n, c in ((7, 3, 3), (1, 1, 1), (4, 5, 4)):
+        order = tile_order(m, n, c)
+        assert sorted(order) == [(nt, mt) for nt in range(n) for mt in range(m)]
+    with pytest.raises(Exception, match="chunk"):
+        tile_order(2, 2, 0)
