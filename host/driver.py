@@ -211,7 +211,8 @@ class Driver:
         if quant and not self.build.requant:
             raise ValueError("this build has no requantization (CONFIG1.REQUANT is 0)")
         split = hss_system.split_layer(packed.m_tiles, packed.n_tiles, packed.beats_per_tile,
-                                       shape, requant=quant)
+                                       shape, requant=quant,
+                                       steps_per_tile=packed.steps_per_tile)
         probe = hss_system.Descriptor.for_layer(packed, requant=quant, relu=relu)
         addresses = {name: self._allocate(size) for name, size in (
             ("w_addr", probe.weights_bytes(shape)), ("a_addr", probe.acts_bytes(shape)),

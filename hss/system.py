@@ -712,7 +712,7 @@ def _snake(outer, inner):
 
 
 def split_layer(m_tiles: int, n_tiles: int, beats_per_tile: int, shape: SystemShape, *,
-                requant: bool = False) -> LayerSplit:
+                requant: bool = False, steps_per_tile: int | None = None) -> LayerSplit:
     """Split a layer too large for the buffers into descriptors that fit, moving the fewest
     DRAM bytes.
 
@@ -730,6 +730,9 @@ def split_layer(m_tiles: int, n_tiles: int, beats_per_tile: int, shape: SystemSh
     fewest DRAM bytes wins (ties: fewer parts, then weights resident). A layer that fits is
     one part, at the minimum traffic. The table is read by every part (REQUANT always
     loads it); m-chunks are cut so that each part's table starts on a DMA word.
+
+    ``steps_per_tile``: the layer's PE steps per tile (``PackedLayer.steps_per_tile``;
+    default one a beat), for the counts' steps and compute bound.
 
     Raises ``SystemModelError`` where no split exists: one m-tile's weights or one n-tile's
     activations larger than their buffer (K must be split, which the engine cannot sum
@@ -769,7 +772,8 @@ def split_layer(m_tiles: int, n_tiles: int, beats_per_tile: int, shape: SystemSh
             part = LayerPart(m[0], m[1], n[0], n[1], resident[0] != m, resident[1] != n,
                              z_tile)
             resident, z_tile = (m, n), z_tile + m[1] * n[1]
-            counts = counts + layer_counts(shape, part.descriptor(shape, layer))
+            counts = counts + layer_counts(shape, part.descriptor(shape, layer),
+                                           steps_per_tile)
             parts.append(part)
         key = (counts.dram_bytes, len(parts), rank)
         if best is None or key < best[0]:
