@@ -248,7 +248,7 @@ def run(args) -> None:
     base = results[0][2]["cycles"] / results[0][2]["run"]
     rows = []
     for simulator, v, r in results:
-        sim_s = r["run"] - (r["load"] or 0.0) if r["load"] is not None else None
+        sim_s = r["run"] - r["load"] if r["load"] is not None else None
         rate = r["cycles"] / sim_s if sim_s is not None and sim_s > 0 else None
         rows.append([simulator, f"{v.m}x{v.k}x{v.n}", r["cycles"], round(r["build"], 2),
                      round(r["run"], 3), None if r["load"] is None else round(r["load"], 3),

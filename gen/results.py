@@ -589,12 +589,12 @@ def _system(plan, vectors, system) -> dict | None:
         bpt = v.beats // v.tiles
         entry = {"m_tiles": m_tiles, "n_tiles": n_tiles, "beats_per_tile": bpt}
         try:
-            split = split_layer(m_tiles, n_tiles, bpt, shape)
+            split = split_layer(m_tiles, n_tiles, bpt, shape, steps_per_tile=v.steps_per_tile)
         except SystemModelError as e:
             layers.append({**entry, "refused": str(e)})
             continue
         k = split.counts
-        compute = k.compute_cycles - k.steps + v.tiles * v.steps_per_tile
+        compute = k.compute_cycles
         layers.append({**entry, "descriptors": len(split.parts), "order": split.order,
                        "dram_read_bytes": k.dram_read_bytes,
                        "dram_write_bytes": k.dram_write_bytes, "dram_bytes": k.dram_bytes,

@@ -54,10 +54,10 @@ class _TileWalk:
     """The order of a layer's tiles (``hss.system.tile_order``): m-tiles in chunks of
     ``chunk``, each chunk's tiles n-tile by n-tile. ``mt``, ``nt`` the current tile;
     ``index`` its place in the output region, ``nt * M_TILES + mt``. ``step`` moves to the
-    next tile (and sets ``done`` after the last); ``extra`` are more (signal, at the
-    chunk's first m-tile, per m-tile) pairs that follow ``mt`` (``mt * BPT``)."""
+    next tile (and sets ``done`` after the last); ``per_m`` and ``per_n`` are (signal,
+    increment) pairs that follow ``mt`` and ``nt`` (``mt * BPT``, ``nt * BPT``)."""
 
-    def __init__(self, m, d, chunk: int, starting, name: str, extra=()):
+    def __init__(self, m, d, chunk: int, starting, name: str, per_m=(), per_n=()):
         self._m, self._d, self._chunk = m, d, chunk
         self.mt, self.nt = Signal(16, name=f"{name}_mt"), Signal(16, name=f"{name}_nt")
         self.first = Signal(16, name=f"{name}_chunk_mt")        # the chunk's first m-tile
@@ -65,12 +65,15 @@ class _TileWalk:
         self.index = Signal(COUNT_BITS, name=f"{name}_index")
         self.row = Signal(COUNT_BITS, name=f"{name}_row")       # index of (first, nt)
         self.done = Signal(name=f"{name}_done")
-        self._extra = [(sig, Signal(len(sig), name=f"{sig.name}_chunk"), inc)
-                       for sig, inc in extra]
+        # each per-m signal with its value at the chunk's first m-tile
+        self._per_m = [(sig, Signal(len(sig), name=f"{sig.name}_chunk"), inc)
+                       for sig, inc in per_m]
+        self._per_n = list(per_n)
         with m.If(starting):
             m.d.sync += [self.mt.eq(0), self.nt.eq(0), self.first.eq(0), self.within.eq(0),
                          self.index.eq(0), self.row.eq(0), self.done.eq(0)]
-            m.d.sync += [s.eq(0) for sig, start, _ in self._extra for s in (sig, start)]
+            m.d.sync += [s.eq(0) for sig, start, _ in self._per_m for s in (sig, start)]
+            m.d.sync += [sig.eq(0) for sig, _ in self._per_n]
 
     def step(self):
         m, d, sync = self._m, self._d, self._m.d.sync
@@ -78,19 +81,21 @@ class _TileWalk:
         with m.If(~chunk_end):                     # the next m-tile of the chunk
             sync += [self.mt.eq(self.mt + 1), self.within.eq(self.within + 1),
                      self.index.eq(self.index + 1)]
-            sync += [sig.eq(sig + inc) for sig, _, inc in self._extra]
+            sync += [sig.eq(sig + inc) for sig, _, inc in self._per_m]
         with m.Elif(self.nt + 1 != d.n_tiles):     # the chunk again, on the next n-tile
             sync += [self.nt.eq(self.nt + 1), self.mt.eq(self.first), self.within.eq(0),
                      self.row.eq(self.row + d.m_tiles),
                      self.index.eq(self.row + d.m_tiles)]
-            sync += [sig.eq(start) for sig, start, _ in self._extra]
+            sync += [sig.eq(start) for sig, start, _ in self._per_m]
+            sync += [sig.eq(sig + inc) for sig, inc in self._per_n]
         with m.Elif(self.mt + 1 == d.m_tiles):     # the last tile
             sync += self.done.eq(1)
         with m.Else():                              # the next chunk, from n-tile 0
             sync += [self.mt.eq(self.mt + 1), self.first.eq(self.mt + 1),
                      self.within.eq(0), self.nt.eq(0), self.row.eq(self.mt + 1),
                      self.index.eq(self.mt + 1)]
-            sync += [s.eq(sig + inc) for sig, start, inc in self._extra for s in (sig, start)]
+            sync += [s.eq(sig + inc) for sig, start, inc in self._per_m for s in (sig, start)]
+            sync += [sig.eq(0) for sig, _ in self._per_n]
 
 
 class Controller(wiring.Component):
@@ -357,12 +362,14 @@ class Controller(wiring.Component):
         c, e = self.config, self.config.engine
         b = Signal(16)
         w_tile, a_tile = Signal(COUNT_BITS), Signal(COUNT_BITS)     # mt * BPT, nt * BPT
-        walk = _TileWalk(m, d, c.m_chunk, starting, "feed", extra=[(w_tile, d.bpt)])
+        walk = _TileWalk(m, d, c.m_chunk, starting, "feed", per_m=[(w_tile, d.bpt)],
+                         per_n=[(a_tile, d.bpt)])
+        m.d.comb += feed_done.eq(walk.done)
         w_port = wbuf.read_port(domain="sync")
         a_port = abuf.read_port(domain="sync")
         shown = Signal()                    # the read ports show a beat pair for the engine
         with m.If(starting):
-            m.d.sync += [b.eq(0), a_tile.eq(0), feed_done.eq(0), shown.eq(0)]
+            m.d.sync += [b.eq(0), shown.eq(0)]
         w_index, a_index = w_tile + b, a_tile + b
         bad_mode = Signal()
         ok = ~bad_mode
@@ -392,14 +399,6 @@ class Controller(wiring.Component):
                 with m.If(b + 1 == d.bpt):
                     m.d.sync += b.eq(0)
                     walk.step()
-                    chunk_end = (walk.within + 1 == c.m_chunk) | (walk.mt + 1 == d.m_tiles)
-                    with m.If(chunk_end):
-                        with m.If(walk.nt + 1 != d.n_tiles):
-                            m.d.sync += a_tile.eq(a_tile + d.bpt)
-                        with m.Else():
-                            m.d.sync += a_tile.eq(0)
-                            with m.If(walk.mt + 1 == d.m_tiles):
-                                m.d.sync += feed_done.eq(1)
                 with m.Else():
                     m.d.sync += b.eq(b + 1)
         waiting = run & (runtime_error == 0) & ~feed_done & advance

@@ -627,13 +627,14 @@ def run_layer(shape: SystemShape, fmt: StreamFormat, d: Descriptor, dram,
                                                   d.w_base + (mt + 1) * bpt])
         if any(w.mode >= len(fmt.modes) for w in weights):
             sums.append(None)          # BAD_MODE where the controller meets it, at nt 0
-            break
+            tile_steps.append(0)
+            continue
         sums.append(fmt.wrap(sum(fmt.beat_product(w, a)
                                  for w, a in zip(weights, side_by_side))))
         tile_steps.append(sum(fmt.steps_per_beat(w.mode) for w in weights))
     steps = 0
     for nt, mt in tile_order(d.m_tiles, d.n_tiles, shape.m_chunk):
-        if mt >= len(sums) or sums[mt] is None:
+        if sums[mt] is None:
             return LayerRun(ErrorCode.BAD_MODE, None)
         z = sums[mt][:, nt * cols:(nt + 1) * cols]
         steps += tile_steps[mt]
