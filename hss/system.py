@@ -47,6 +47,7 @@ import numpy as np
 
 from .beats import PackedLayer, StreamFormat
 from .errors import HSSError
+from .fetchbeats import FetchFormat
 from .requant import ENTRY_BITS, SCALE_BITS, SHIFT_BITS, RequantError, requantize
 
 __all__ = ["ErrorCode", "SystemModelError", "DMA_BITS", "ADDRESS_SPACE", "ENTRY_BYTES",
@@ -115,7 +116,9 @@ class SystemShape:
     depths in words of each buffer (``qbuf_depth`` 0: no requantization stage);
     ``latency``: the engine's cycles from a tile's last step to its tile; ``m_chunk``: the
     m-tiles of a chunk of the loop nest (``tile_order``; not a register: it orders the
-    work, not what a layer computes or moves).
+    work, not what a layer computes or moves). ``act_banks``/``banks_read``: 1 where the
+    PEs select every rank; with rank 1 at the fetch (``hss.fetchbeats``) ``abuf`` is H1
+    banks, a beat written is H1 bank words and a step reads the G1 its offsets name.
     """
     rows: int
     cols: int
@@ -133,6 +136,8 @@ class SystemShape:
     outstanding: int = 4
     latency: int = 4
     m_chunk: int = 8
+    act_banks: int = 1
+    banks_read: int = 1
 
     def __post_init__(self):
         for f in fields(self):
@@ -145,19 +150,34 @@ class SystemShape:
             object.__setattr__(self, f.name, _check_int(f.name, getattr(self, f.name), lo, hi))
         if self.dma_bits not in DMA_BITS:
             raise SystemModelError(f"dma_bits must be one of {DMA_BITS}, not {self.dma_bits}")
+        if self.banks_read > self.act_banks:
+            raise SystemModelError(f"banks_read {self.banks_read} exceeds act_banks "
+                                   f"{self.act_banks}")
+
+    @property
+    def fetch(self) -> bool:
+        """Rank 1 selected at the activation fetch (``abuf`` in banks)."""
+        return self.act_banks > 1
 
     @classmethod
     def for_format(cls, fmt: StreamFormat, *, dma_bits: int = 128,
                    wbuf_bytes: int = 128 * 1024, abuf_bytes: int = 128 * 1024,
                    obuf_tiles: int = 2, qbuf_rows: int = 4096, max_burst: int = 64,
                    outstanding: int = 4) -> SystemShape:
-        """The system around a build's engine (``StreamFormat.from_manifest``), with
-        docs/system.md's default sizes; ``qbuf_rows=0`` builds it without requantization."""
+        """The system around a build's engine (``StreamFormat.from_manifest``, or its
+        ``hss.fetchbeats.FetchFormat`` for rank 1 at the fetch), with docs/system.md's
+        default sizes; ``qbuf_rows=0`` builds it without requantization."""
         return cls(fmt.rows, fmt.cols, fmt.weight_beat_bits, fmt.act_beat_bits,
                    fmt.acc_width, fmt.signed, len(fmt.modes),
                    buffer_depth(wbuf_bytes, fmt.weight_beat_bits),
                    buffer_depth(abuf_bytes, fmt.act_beat_bits), dma_bits, obuf_tiles,
-                   qbuf_rows, max_burst, outstanding, fmt.latency)
+                   qbuf_rows, max_burst, outstanding, fmt.latency,
+                   act_banks=_banks(fmt)[0], banks_read=_banks(fmt)[1])
+
+    @property
+    def act_bank_bits(self) -> int:
+        """Bits of one ``abuf`` word (a bank word with rank 1 at the fetch)."""
+        return self.act_beat_bits // self.act_banks
 
     @property
     def word_bytes(self) -> int:
@@ -190,6 +210,11 @@ class SystemShape:
     def table_words(self, m_tiles: int) -> int:
         """DMA words of the table of a layer of ``m_tiles`` m-tiles (the last one padded)."""
         return -(-m_tiles * self.rows // self.entries_per_word)
+
+
+def _banks(fmt) -> tuple[int, int]:
+    """(abuf banks, banks a step reads) of a stream format: (1, 1) but for a FetchFormat."""
+    return (fmt.act_banks, fmt.banks_read) if isinstance(fmt, FetchFormat) else (1, 1)
 
 
 # ---- the descriptor ------------------------------------------------------------------------
@@ -470,7 +495,8 @@ def write_order(shape: SystemShape, d: Descriptor) -> list[Transfer]:
 @dataclass(frozen=True)
 class LayerCounts:
     """What a layer costs: the performance counters of docs/system.md (buffer reads and
-    writes in each buffer's words: a beat, a tile, a table entry), and the bounds.
+    writes in each buffer's words: a beat, a tile, a table entry; with rank 1 at the fetch
+    an abuf bank word), and the bounds.
 
     ``cycles_lower_bound`` is the roofline: ``max(compute_cycles, dram_cycles)``, the PE
     steps plus the engine's latency against the DRAM bytes at one DMA word a cycle (reads
@@ -526,7 +552,8 @@ def layer_counts(shape: SystemShape, d: Descriptor,
     return LayerCounts(
         dram_read_bytes=read, dram_write_bytes=write,
         wbuf_reads=beats, wbuf_writes=d.m_tiles * d.beats_per_tile * d.load_w,
-        abuf_reads=beats, abuf_writes=d.n_tiles * d.beats_per_tile * d.load_a,
+        abuf_reads=beats * shape.banks_read,
+        abuf_writes=d.n_tiles * d.beats_per_tile * d.load_a * shape.act_banks,
         obuf_reads=d.tiles, obuf_writes=d.tiles,
         qbuf_reads=d.tiles * shape.rows if d.requant else 0, qbuf_writes=table_rows,
         steps=steps, compute_cycles=steps + shape.latency,
@@ -595,8 +622,9 @@ def run_layer(shape: SystemShape, fmt: StreamFormat, d: Descriptor, dram,
     Raises ``RequantError`` for a table entry whose shift is above 47 (outside the
     contract: the driver packs entries with ``hss.requant.pack_entry``)."""
     if (fmt.rows, fmt.cols, fmt.weight_beat_bits, fmt.act_beat_bits, fmt.acc_width,
-            len(fmt.modes)) != (shape.rows, shape.cols, shape.weight_beat_bits,
-                                shape.act_beat_bits, shape.acc_width, shape.num_modes):
+            len(fmt.modes), *_banks(fmt)) != \
+            (shape.rows, shape.cols, shape.weight_beat_bits, shape.act_beat_bits,
+             shape.acc_width, shape.num_modes, shape.act_banks, shape.banks_read):
         raise SystemModelError("the stream format is not the one of this system's engine")
     error = d.check(shape)
     if error != ErrorCode.NONE:
