@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 from hss.requant import SCALE_BITS, SHIFT_BITS
 from hss.system import ErrorCode     # STATUS.ERROR_CODE: one definition, beside the golden model
 
+from .fetch import ActivationBanks, FetchRoute
 from .ram import BlockRAM
 from .requant import Requantizer
 from .sysconfig import SystemConfig
@@ -130,8 +131,8 @@ class Controller(wiring.Component):
             "wr_cmd": Out(stream.Signature(dma_command_layout())),
             "wr_data": Out(stream.Signature(data.StructLayout({"data": c.dma_bits}))),
             "wr_done": In(1), "wr_error": In(2), "wr_idle": In(1), "wr_clear": Out(1),
-            "weights": Out(stream.Signature(unsigned(c.weight_beat_bits))),
-            "activations": Out(stream.Signature(unsigned(c.act_beat_bits))),
+            "weights": Out(stream.Signature(unsigned(c.core.weight_beat_bits))),
+            "activations": Out(stream.Signature(unsigned(c.core.act_beat_bits))),
             "tiles": In(stream.Signature(unsigned(c.tile_bits))),
             "engine_reset": Out(1),
         }
@@ -143,7 +144,12 @@ class Controller(wiring.Component):
         c, e = self.config, self.config.engine
         macro = self.macros
         m.submodules.wbuf = wbuf = BlockRAM(c.weight_beat_bits, c.wbuf_depth, macro=macro)
-        m.submodules.abuf = abuf = BlockRAM(c.act_beat_bits, c.abuf_depth, macro=macro)
+        if c.fetch == "pe":
+            m.submodules.abuf = abuf = BlockRAM(c.act_beat_bits, c.abuf_depth, macro=macro)
+        else:
+            e = c.engine
+            m.submodules.abuf = abuf = ActivationBanks(e.pattern, e.cols, e.width, e.signed,
+                                                       c.abuf_depth, macro=macro)
         m.submodules.obuf = obuf = BlockRAM(c.tile_bits, c.obuf_tiles, macro=macro)
         m.submodules.qbuf = qbuf = BlockRAM(32, c.qbuf_rows, macro=macro)
         self._qbuf = qbuf
@@ -321,18 +327,18 @@ class Controller(wiring.Component):
         active = run & (runtime_error == 0)
         # weights and activations: words to beats (a shift register per buffer), written
         # at the next free word of the buffer
-        for asm, count, words, port, base, loaded, which, name in (
+        for asm, count, words, port, base, loaded, which, name, buffer_words in (
                 (w_asm, w_word, c.weight_words, w_port, d.w_base, w_loaded,
-                 (_Job.WEIGHTS_FIRST, _Job.WEIGHTS_REST), "wbuf_writes"),
+                 (_Job.WEIGHTS_FIRST, _Job.WEIGHTS_REST), "wbuf_writes", 1),
                 (a_asm, a_word, c.act_words, a_port, d.a_base, a_loaded,
-                 (_Job.ACTS_FIRST, _Job.ACTS_REST), "abuf_writes")):
+                 (_Job.ACTS_FIRST, _Job.ACTS_REST), "abuf_writes", c.act_banks)):
             here = Signal(name=f"{name}_job")
             m.d.comb += here.eq(Cat(job == j for j in which).any())
             beat = Cat(asm[c.dma_bits:], word)
             m.d.comb += [port.addr.eq(base + loaded), port.data.eq(beat[:len(port.data)]),
                          port.en.eq(0)]
             complete = taking & here & (count == words - 1)
-            counters.add(name, 1, when=complete & active)
+            counters.add(name, buffer_words, when=complete & active)
             with m.If(taking & here):
                 with m.If(count == words - 1):
                     m.d.comb += port.en.eq(active)
@@ -359,6 +365,9 @@ class Controller(wiring.Component):
     # -- the engine's inputs: the loop nest over the buffers -------------------------------
     def _feed(self, m, d, run, starting, wbuf, abuf, w_loaded, a_loaded, w_beats, a_beats,
               feed_done, counters, runtime_error):
+        if self.config.fetch != "pe":
+            return self._feed_fetch(m, d, run, starting, wbuf, abuf, w_loaded, a_loaded,
+                                    feed_done, counters, runtime_error)
         c, e = self.config, self.config.engine
         b = Signal(16)
         w_tile, a_tile = Signal(COUNT_BITS), Signal(COUNT_BITS)     # mt * BPT, nt * BPT
@@ -422,6 +431,69 @@ class Controller(wiring.Component):
         counters.add("steps", steps, when=taken)
         with m.If(run & bad_mode):
             m.d.comb += runtime_error.eq(ErrorCode.BAD_MODE)
+
+    def _feed_fetch(self, m, d, run, starting, wbuf, abuf, w_loaded, a_loaded, feed_done,
+                    counters, runtime_error):
+        """The feed with rank 1 at the fetch, a pipeline of two stages that move together
+        when the next one is free: ``wbuf`` is read first (stage 1 shows the beat and its
+        rank-1 offsets), then only the ``abuf`` banks the offsets name (stage 2: the beat
+        without its offsets, and the G1 fetched blocks, to the rank-0 engine). The loop
+        nest, the arrival checks and the stall counters are ``_feed``'s."""
+        c, e = self.config, self.config.engine
+        b = Signal(16)
+        w_tile, a_tile = Signal(COUNT_BITS), Signal(COUNT_BITS)     # mt * BPT, nt * BPT
+        walk = _TileWalk(m, d, c.m_chunk, starting, "feed", per_m=[(w_tile, d.bpt)],
+                         per_n=[(a_tile, d.bpt)])
+        m.d.comb += feed_done.eq(walk.done)
+        w_port = wbuf.read_port(domain="sync")
+        m.submodules.fetch = route = FetchRoute(e.pattern, e.cols, e.width, e.signed)
+        shown = Signal()                    # stage 1: wbuf's read port shows a beat
+        shown2 = Signal()                   # stage 2: a beat pair for the engine
+        with m.If(starting):
+            m.d.sync += [b.eq(0), shown.eq(0), shown2.eq(0)]
+        w_index, a_index = w_tile + b, a_tile + b
+        taken = self.weights.valid & self.weights.ready
+        advance2 = ~shown2 | taken
+        advance = ~shown | advance2
+        arrived_w, arrived_a = w_index < w_loaded, a_index < a_loaded
+        issue = run & (runtime_error == 0) & ~feed_done & arrived_w & arrived_a
+        at_last = Signal()
+        with m.If(advance):
+            m.d.sync += at_last.eq(b + 1 == d.bpt)
+        core_bits = c.core.weight_beat_bits
+        last_at = c.core.weight_beat_layout()["last"].offset
+        beat = Signal(core_bits)
+        m.d.comb += [beat.eq(w_port.data[:core_bits]), beat[last_at].eq(at_last)]
+        m.d.comb += [w_port.addr.eq(d.w_base + w_index), w_port.en.eq(advance)]
+        # stage 1 -> 2: the banks the offsets name, at the activations beat of stage 1
+        a_row = Signal.like(d.a_base)
+        with m.If(advance):
+            m.d.sync += a_row.eq(d.a_base + a_index)
+        m.d.comb += [route.en.eq(advance2), route.offsets.eq(w_port.data[core_bits:])]
+        for bank, port in enumerate(abuf.read_ports):
+            m.d.comb += [port.addr.eq(a_row), port.en.eq(advance2 & route.bank_en[bank]),
+                         route.words[bank].eq(port.data)]
+        weights = Signal(core_bits)
+        with m.If(advance2):
+            m.d.sync += [shown2.eq(shown), weights.eq(beat)]
+        m.d.comb += [self.weights.payload.eq(weights),
+                     self.activations.payload.eq(Value.cast(route.acts)),
+                     self.weights.valid.eq(shown2 & run),
+                     self.activations.valid.eq(shown2 & run)]
+        counters.add("wbuf_reads", 1, when=advance & issue)
+        counters.add("abuf_reads", sum(route.bank_en), when=advance2 & shown)
+        with m.If(advance):
+            m.d.sync += shown.eq(issue)
+            with m.If(issue):
+                with m.If(b + 1 == d.bpt):
+                    m.d.sync += b.eq(0)
+                    walk.step()
+                with m.Else():
+                    m.d.sync += b.eq(b + 1)
+        waiting = run & (runtime_error == 0) & ~feed_done & advance
+        counters.add("stall_weights", 1, when=waiting & ~arrived_w)
+        counters.add("stall_acts", 1, when=waiting & arrived_w & ~arrived_a)
+        counters.add("steps", c.core.steps_per_beat(0), when=taken)
 
     # -- the engine's tiles: into the output buffer, out to DRAM --------------------------
     def _store(self, m, d, run, starting, obuf, tiles, tiles_done, write_busy, counters,

@@ -12,7 +12,9 @@ Nothing of the existing engine is edited: this file composes its blocks.
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Elaboratable, Module, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,9 +25,10 @@ from .array import PEArray
 from .config import AcceleratorConfig, value_shape
 from .layouts import group_layout
 from .pe import PE_LATENCY
+from .ram import BlockRAM
 from .selector import GHSelector, offset_bits
 
-__all__ = ["FetchRoute", "Rank1Fetch", "FetchArray", "FETCH_LATENCY"]
+__all__ = ["FetchRoute", "Rank1Fetch", "FetchArray", "ActivationBanks", "FETCH_LATENCY"]
 
 #: Cycles from a step's inputs to the PE array's inputs: the banks' synchronous read.
 FETCH_LATENCY = 1
@@ -199,4 +202,47 @@ class FetchArray(wiring.Component):
         m.d.comb += [a.en.eq(self.en), a.valid.eq(valid), a.first.eq(first), a.last.eq(last),
                      a.weights.eq(weights), a.acts.eq(f.acts),
                      self.sums.eq(a.sums), self.sum_valid.eq(a.sum_valid)]
+        return m
+
+
+class ActivationBanks(Elaboratable):
+    """``hss_system``'s ``abuf`` with rank 1 at the fetch: H1 ``BlockRAM`` banks of
+    ``depth`` words, bank b holding block b of every column's group (``bank_word``).
+
+    ``write_port()`` takes a whole activations beat of the engine (``[cols][S]``, as the
+    DMA brings it) and writes its H1 bank words at one address; ``read_ports`` are the
+    banks' own read ports (``addr``, ``data``, ``en``), one per bank, so that a step reads
+    only the banks its rank-1 offsets name. ``macro``: ``BlockRAM``'s."""
+
+    def __init__(self, pattern: Pattern, cols: int, width: int, is_signed: bool, depth: int,
+                 *, macro: bool = False):
+        _check(pattern, cols, width, is_signed)
+        self.pattern, self.cols, self.width = pattern, cols, width
+        h1, h0, s = pattern.H[1], pattern.H[0], pattern.group_size
+        self.word_bits = cols * h0 * width
+        self.banks = [BlockRAM(self.word_bits, depth, macro=macro) for _ in range(h1)]
+        self.read_ports = [bank.read_port() for bank in self.banks]
+        self._ports = [bank.write_port() for bank in self.banks]
+        self._write = SimpleNamespace(addr=Signal.like(self._ports[0].addr),
+                                      data=Signal(cols * s * width), en=Signal())
+        self._taken = False
+
+    def write_port(self):
+        if self._taken:
+            raise ValueError("ActivationBanks has one write port; it was taken already")
+        self._taken = True
+        return self._write
+
+    def elaborate(self, platform):
+        m = Module()
+        p, w = self.pattern, self.width
+        h0, s = p.H[0], p.group_size
+        beat = self._write
+        for b, (bank, port) in enumerate(zip(self.banks, self._ports)):
+            m.submodules[f"bank_{b}"] = bank
+            # element (c, e) of bank b's word is element (c, b*H0 + e) of the beat
+            elements = [beat.data[(c * s + b * h0 + e) * w:(c * s + b * h0 + e + 1) * w]
+                        for c in range(self.cols) for e in range(h0)]
+            m.d.comb += [port.addr.eq(beat.addr), port.data.eq(Cat(*elements)),
+                         port.en.eq(beat.en)]
         return m

@@ -10,10 +10,16 @@ from dataclasses import dataclass
 
 from hss.system import SystemShape
 
-from .config import ArrayConfig
+from hss.fetch import rank0_pattern
+
+from .config import AcceleratorConfig, ArrayConfig
 from .top import last_beat_latency
 
-__all__ = ["SystemConfig", "DMA_WIDTHS"]
+__all__ = ["SystemConfig", "DMA_WIDTHS", "FETCH_WAYS"]
+
+#: Where rank 1 is selected: in every PE (the engine as it is), or where activations are
+#: fetched from ``abuf`` (``hss.fetchbeats``: way (i) of ``hss.fetch``, a rank-0 engine).
+FETCH_WAYS = ("pe", "shared")
 
 #: AXI4 data widths the DMA port takes: whole bytes, powers of two, 64 to 512 bits.
 DMA_WIDTHS = (64, 128, 256, 512)
@@ -29,9 +35,11 @@ class SystemConfig:
     """An ``hss_system`` build: ``engine`` (an ``hdl.config`` config) and, with their
     defaults (docs/system.md says what each is modelled on), the AXI4 data width, the
     buffer sizes in bytes, the requantization table's rows, the output buffer's tiles, the
-    largest burst and the reads kept in flight, whether requantization is built, and the
+    largest burst and the reads kept in flight, whether requantization is built, the
     m-tiles of a chunk of the loop nest (``hss.system.tile_order``: the first chunk's
-    weights are all a layer waits for before it computes at full rate)."""
+    weights are all a layer waits for before it computes at full rate), and where rank 1
+    is selected (``fetch``, one of ``FETCH_WAYS``: with ``"shared"`` the system's engine is
+    ``core``, a rank-0 engine fed with the blocks the weights' rank-1 offsets name)."""
     engine: ArrayConfig
     dma_bits: int = 128
     addr_bits: int = 32
@@ -43,6 +51,7 @@ class SystemConfig:
     outstanding: int = 4
     requant: bool = True
     m_chunk: int = 8
+    fetch: str = "pe"
 
     def __post_init__(self):
         if not isinstance(self.engine, ArrayConfig):
@@ -74,6 +83,18 @@ class SystemConfig:
         for name, depth in (("wbuf_bytes", self.wbuf_depth), ("abuf_bytes", self.abuf_depth)):
             if depth < 1:
                 raise ValueError(f"{name} {getattr(self, name):,} holds no beat of this engine")
+        if self.fetch not in FETCH_WAYS:
+            raise ValueError(f"fetch must be one of {', '.join(FETCH_WAYS)}, not "
+                             f"{self.fetch!r}")
+        if self.fetch == "shared":
+            e = self.engine
+            if not isinstance(e, AcceleratorConfig):
+                raise ValueError(f"rank 1 at the fetch needs a fixed pattern, not the mode "
+                                 f"set {e.modes}")
+            rank0_pattern(e.pattern)             # two ranks, else a one-line HSSError
+            if e.pattern.rank(1).dense:
+                raise ValueError(f"rank 1 of {e.pattern} is dense: there is nothing to "
+                                 f"select at the fetch")
         if self.qbuf_rows < self.engine.rows:
             raise ValueError(f"qbuf_rows must hold an m-tile's {self.engine.rows} rows, "
                              f"not {self.qbuf_rows}")
@@ -83,11 +104,42 @@ class SystemConfig:
         return self.dma_bits // 8
 
     @property
+    def core(self) -> ArrayConfig:
+        """The engine inside the system: ``engine``, or with rank 1 at the fetch the
+        rank-0 engine of ``hss.fetch.rank0_pattern`` (same array, format, accumulators)."""
+        e = self.engine
+        if self.fetch == "pe":
+            return e
+        inner = rank0_pattern(e.pattern)
+        # K of the core for the engine's largest K: as many groups, G1*H0 each, so that it
+        # flags overflow after the same steps
+        max_k = -(-e.max_k // e.pattern.group_size) * inner.group_size
+        return AcceleratorConfig(inner, e.rows, e.cols, e.width, e.signed, max_k,
+                                 e.acc_width, e.tile_rows)
+
+    @property
+    def act_banks(self) -> int:
+        """Banks of ``abuf``: 1, or H1 with rank 1 at the fetch (bank b: block b of every
+        column's group)."""
+        return 1 if self.fetch == "pe" else self.engine.pattern.H[1]
+
+    @property
+    def banks_read(self) -> int:
+        """``abuf`` banks a step reads: 1, or the G1 the beat's rank-1 offsets name."""
+        return 1 if self.fetch == "pe" else self.engine.pattern.G[1]
+
+    @property
     def weight_beat_bits(self) -> int:
-        return self.engine.weight_beat_bits
+        """A weights beat in DRAM and ``wbuf``: the engine's, or with rank 1 at the fetch
+        the core's and one set of rank-1 offsets (``hss.fetchbeats``)."""
+        if self.fetch == "pe":
+            return self.engine.weight_beat_bits
+        p = self.engine.pattern
+        return self.core.weight_beat_bits + p.G[1] * p.offset_bits(1)
 
     @property
     def act_beat_bits(self) -> int:
+        """An activations beat in DRAM: the engine's (``abuf`` keeps it in its banks)."""
         return self.engine.act_beat_bits
 
     @property
@@ -138,4 +190,11 @@ class SystemConfig:
                            e.acc_width, e.signed, self.modes, self.wbuf_depth,
                            self.abuf_depth, self.dma_bits, self.obuf_tiles,
                            self.qbuf_rows if self.requant else 0, self.max_burst,
-                           self.outstanding, last_beat_latency(e), self.m_chunk)
+                           self.outstanding, last_beat_latency(self.core) + self.fetch_latency,
+                           self.m_chunk, self.act_banks, self.banks_read)
+
+    @property
+    def fetch_latency(self) -> int:
+        """Cycles the feed adds before the engine: one with rank 1 at the fetch (the banks
+        are read after the weights beat that names them)."""
+        return 0 if self.fetch == "pe" else 1

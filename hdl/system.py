@@ -30,6 +30,7 @@ def register_parameters(config: SystemConfig) -> dict[str, int]:
     return {"rows": e.rows, "cols": e.cols, "value_width": e.width, "acc_width": e.acc_width,
             "word_bytes": config.word_bytes, "num_modes": len(e.modes),
             "requant": int(config.requant), "tile_beats": e.tile_beats,
+            "fetch": int(config.fetch != "pe"),
             "wbuf_depth": config.wbuf_depth, "abuf_depth": config.abuf_depth,
             "qbuf_depth": config.qbuf_rows if config.requant else 0,
             "wbeat_words": config.weight_words, "abeat_words": config.act_words,
@@ -88,7 +89,7 @@ class HSSSystem(wiring.Component):
         m.submodules.dma_write = wr = DMAWrite(c.dma_bits, c.addr_bits,
                                                max_burst=c.max_burst,
                                                outstanding=c.outstanding)
-        engine = accelerator_for(c.engine, shared=self.shared)
+        engine = accelerator_for(c.core, shared=self.shared)
         if self.instances:
             m.submodules.engine = self._engine_instance(engine, ResetSignal() | ctrl.engine_reset)
         else:

@@ -6,8 +6,9 @@ the DRAM the system's AXI4 master shares (``Bus``). Every method of the driver i
 coroutine, so that the same code runs against a simulated system (cocotb: the bus awaits
 cocotbext-axi's ``AxiLiteMaster`` and reads ``AxiRam``) and against a model or a device
 whose bus answers at once (``run_now`` drives those without an event loop). ``fmt`` is the
-build's stream format (``hss.beats.StreamFormat.from_manifest(rtl/manifest.json)``): the
-driver packs beats with ``hss``, never with ``hdl``.
+build's stream format (``hss.system.system_format(rtl/manifest.json)``: the engine's
+``hss.beats.StreamFormat``, or with rank 1 at the fetch its ``hss.fetchbeats.FetchFormat``):
+the driver packs beats with ``hss``, never with ``hdl``.
 
 A layer (``run_layer``): pack the segments (``hss.beats``), split it into descriptors that
 fit the buffers (``hss.system.split_layer``: the fewest DRAM bytes), lay its DRAM image
@@ -27,6 +28,7 @@ import numpy as np
 from hss import requant as hss_requant
 from hss import system as hss_system
 from hss.beats import StreamFormat
+from hss.fetchbeats import FetchFormat
 
 from . import regmap as rm
 
@@ -99,6 +101,7 @@ class Build:
     abeat_words: int
     tile_words: int
     tile_words_requant: int
+    fetch: bool = False
 
 
 @dataclass
@@ -125,7 +128,7 @@ class Driver:
     layer is declared hung; ``wait``: an optional coroutine function that returns when the
     interrupt rises (polling is used without it)."""
 
-    def __init__(self, bus: Bus, fmt: StreamFormat, *, dram_base: int = 0x1000_0000,
+    def __init__(self, bus: Bus, fmt: StreamFormat | FetchFormat, *, dram_base: int = 0x1000_0000,
                  dram_bytes: int = 0x1000_0000, poll_limit: int = 1_000_000, wait=None):
         self.bus, self.fmt = bus, fmt
         self.dram_base, self.dram_bytes = dram_base, dram_bytes
@@ -159,8 +162,15 @@ class Driver:
             wbeat_words=await self.bus.read32(rm.WBEAT_WORDS.OFFSET),
             abeat_words=await self.bus.read32(rm.ABEAT_WORDS.OFFSET),
             tile_words=rm.TILE_WORDS.RAW.get(tiles),
-            tile_words_requant=rm.TILE_WORDS.REQUANT.get(tiles))
+            tile_words_requant=rm.TILE_WORDS.REQUANT.get(tiles),
+            fetch=bool(rm.CONFIG1.FETCH.get(c1)))
         f = self.fmt
+        if b.fetch != isinstance(f, FetchFormat):
+            raise RuntimeError(
+                "the system selects rank 1 at the fetch: pass the driver "
+                "hss.system.system_format(manifest), a FetchFormat" if b.fetch else
+                "the system selects rank 1 in the PEs: pass the engine's StreamFormat, not "
+                "a FetchFormat")
         if (b.rows, b.cols, b.value_width, b.acc_width, b.num_modes) != \
                 (f.rows, f.cols, f.width, f.acc_width, len(f.modes)):
             raise RuntimeError(f"the system is {b.rows}x{b.cols} int{b.value_width}, "
@@ -169,7 +179,8 @@ class Driver:
                                f"{len(f.modes)}")
         shape = hss_system.SystemShape(
             f.rows, f.cols, f.weight_beat_bits, f.act_beat_bits, f.acc_width, f.signed,
-            len(f.modes), b.wbuf_depth, b.abuf_depth, b.word_bytes * 8, 2, b.qbuf_depth)
+            len(f.modes), b.wbuf_depth, b.abuf_depth, b.word_bytes * 8, 2, b.qbuf_depth,
+            **dict(zip(("act_banks", "banks_read"), hss_system.fetch_banks(f))))
         if (shape.wbeat_words, shape.abeat_words, shape.tile_words(False)) != \
                 (b.wbeat_words, b.abeat_words, b.tile_words):
             raise RuntimeError("the system's words per beat disagree with the manifest's "

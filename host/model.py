@@ -46,7 +46,7 @@ class SystemModel:
             | rm.CONFIG0.VALUE_WIDTH.put(fmt.width) | rm.CONFIG0.ACC_WIDTH.put(s.acc_width),
             rm.CONFIG1.OFFSET: rm.CONFIG1.WORD_BYTES.put(s.word_bytes)
             | rm.CONFIG1.NUM_MODES.put(s.num_modes) | rm.CONFIG1.TILE_BEATS.put(1)
-            | rm.CONFIG1.REQUANT.put(int(s.qbuf_depth > 0)),
+            | rm.CONFIG1.REQUANT.put(int(s.qbuf_depth > 0)) | rm.CONFIG1.FETCH.put(int(s.fetch)),
             rm.WBUF_DEPTH.OFFSET: s.wbuf_depth, rm.ABUF_DEPTH.OFFSET: s.abuf_depth,
             rm.QBUF_DEPTH.OFFSET: s.qbuf_depth, rm.WBEAT_WORDS.OFFSET: s.wbeat_words,
             rm.ABEAT_WORDS.OFFSET: s.abeat_words,

@@ -29,7 +29,7 @@ WINDOW_BYTES = 4096
 #: what ID reads and the version of this map (a driver checks both before anything else)
 ID_VALUE = 0x48535331
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1
 
 #: the RDL's parameters at their defaults (the default build); a build's own values are in
 #: its CONFIG* and *_DEPTH registers
@@ -42,6 +42,7 @@ DEFAULT_PARAMETERS = MappingProxyType({
     "num_modes": 1,
     "requant": 1,
     "tile_beats": 1,
+    "fetch": 0,
     "wbuf_depth": 2841,
     "abuf_depth": 1365,
     "qbuf_depth": 4096,
@@ -133,14 +134,15 @@ class CONFIG0:
 
 
 class CONFIG1:
-    """System configuration: The build's DMA word, mode set, requantization and output tile
-    beats."""
+    """System configuration: The build's DMA word, mode set, requantization, output tile
+    beats and where rank 1 is selected."""
     OFFSET = 0x014
     WORD_BYTES = Field("WORD_BYTES", 0, 8, "r")
     NUM_MODES = Field("NUM_MODES", 8, 8, "r")
     TILE_BEATS = Field("TILE_BEATS", 16, 8, "r")
     REQUANT = Field("REQUANT", 24, 1, "r")
-    FIELDS = (WORD_BYTES, NUM_MODES, TILE_BEATS, REQUANT)
+    FETCH = Field("FETCH", 25, 1, "r")
+    FIELDS = (WORD_BYTES, NUM_MODES, TILE_BEATS, REQUANT, FETCH)
 
 
 class WBUF_DEPTH:

@@ -39,7 +39,9 @@ Decisions where docs/system.md is silent (the hardware follows them; change both
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass, fields, replace
 from enum import IntEnum
 
@@ -56,7 +58,7 @@ __all__ = ["ErrorCode", "SystemModelError", "DMA_BITS", "ADDRESS_SPACE", "ENTRY_
            "requant_entry_address", "Transfer", "read_order", "write_order", "LayerCounts",
            "layer_counts", "minimum_dram_bytes", "tile_order", "layer_image", "pack_output_tile",
            "unpack_output_tile", "read_outputs", "Buffers", "LayerRun", "run_layer",
-           "LayerPart", "LayerSplit", "split_layer"]
+           "LayerPart", "LayerSplit", "split_layer", "fetch_banks", "system_format"]
 
 #: The DMA word widths a build may have.
 DMA_BITS = (64, 128, 256, 512)
@@ -172,7 +174,7 @@ class SystemShape:
                    buffer_depth(wbuf_bytes, fmt.weight_beat_bits),
                    buffer_depth(abuf_bytes, fmt.act_beat_bits), dma_bits, obuf_tiles,
                    qbuf_rows, max_burst, outstanding, fmt.latency,
-                   act_banks=_banks(fmt)[0], banks_read=_banks(fmt)[1])
+                   act_banks=fetch_banks(fmt)[0], banks_read=fetch_banks(fmt)[1])
 
     @property
     def act_bank_bits(self) -> int:
@@ -212,9 +214,21 @@ class SystemShape:
         return -(-m_tiles * self.rows // self.entries_per_word)
 
 
-def _banks(fmt) -> tuple[int, int]:
+def fetch_banks(fmt) -> tuple[int, int]:
     """(abuf banks, banks a step reads) of a stream format: (1, 1) but for a FetchFormat."""
     return (fmt.act_banks, fmt.banks_read) if isinstance(fmt, FetchFormat) else (1, 1)
+
+
+def system_format(manifest: dict | str | os.PathLike) -> StreamFormat | FetchFormat:
+    """The stream format a driver of a build's hss_system packs with: the engine's
+    (``StreamFormat.from_manifest``), or with rank 1 at the fetch (the manifest's
+    ``system.parameters.fetch`` is ``"shared"``) its ``FetchFormat``."""
+    if not isinstance(manifest, dict):
+        with open(manifest) as f:
+            manifest = json.load(f)
+    fmt = StreamFormat.from_manifest(manifest)
+    fetch = manifest.get("system", {}).get("parameters", {}).get("fetch", "pe")
+    return FetchFormat(fmt) if fetch == "shared" else fmt
 
 
 # ---- the descriptor ------------------------------------------------------------------------
@@ -622,7 +636,7 @@ def run_layer(shape: SystemShape, fmt: StreamFormat, d: Descriptor, dram,
     Raises ``RequantError`` for a table entry whose shift is above 47 (outside the
     contract: the driver packs entries with ``hss.requant.pack_entry``)."""
     if (fmt.rows, fmt.cols, fmt.weight_beat_bits, fmt.act_beat_bits, fmt.acc_width,
-            len(fmt.modes), *_banks(fmt)) != \
+            len(fmt.modes), *fetch_banks(fmt)) != \
             (shape.rows, shape.cols, shape.weight_beat_bits, shape.act_beat_bits,
              shape.acc_width, shape.num_modes, shape.act_banks, shape.banks_read):
         raise SystemModelError("the stream format is not the one of this system's engine")

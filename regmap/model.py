@@ -48,6 +48,7 @@ _PARAMETER_RULES = {
     "num_modes": (1, 32, "modes of the build (one bit each of MODES)"),
     "requant": (0, 1, "1 with the requantization stage, else 0"),
     "tile_beats": (1, None, "tiles beats per output tile"),
+    "fetch": (0, 1, "1 with rank 1 selected at the activation fetch, else 0"),
     "wbuf_depth": (1, None, "words of wbuf"),
     "abuf_depth": (1, None, "words of abuf"),
     "qbuf_depth": (1, None, "entries of qbuf"),

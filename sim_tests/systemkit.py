@@ -71,7 +71,7 @@ class Bench(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.controller = ctrl = self.ctrl
-        engine = accelerator_for(self.config.engine)
+        engine = accelerator_for(self.config.core)
         m.submodules.engine = ResetInserter(ctrl.engine_reset)(engine)
         for name in ("weights", "activations"):
             ours, theirs = getattr(ctrl, name), getattr(engine, name)

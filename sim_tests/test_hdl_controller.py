@@ -1,6 +1,7 @@
 """hdl.controller: one layer from its descriptor, in Amaranth's simulator, with the engine
 and behavioural DMA engines (sim_tests/systemkit.py); Z against the golden model."""
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -343,3 +344,68 @@ def test_requantized_layer_matches_the_golden_model(relu, chunk):
                  "abuf_reads", "abuf_writes", "obuf_reads", "obuf_writes", "qbuf_reads",
                  "qbuf_writes", "steps"):
         assert status["counters"][name] == getattr(counts, name), name
+
+
+@pytest.mark.parametrize("ranks, rows, cols, m, k, n, chunk, requant, stall", [
+    ("4:6,2:4", 2, 2, 5, 100, 3, 8, False, 0.3),
+    ("4:6,2:4", 2, 3, 6, 72, 7, 2, True, 0.3),
+    ("1:4,2:4", 3, 2, 4, 40, 3, 8, False, 0.0),         # G1 = 1; no stalls: full rate
+    ("4:6,2:4", 2, 2, 8, 24, 8, 4, False, 0.8),         # a beat a tile: the engine waits
+])
+def test_rank1_at_the_fetch_matches_the_golden_model(ranks, rows, cols, m, k, n, chunk,
+                                                      requant, stall):
+    """``fetch="shared"``: abuf in H1 banks, only the G1 banks a beat's rank-1 offsets name
+    are read, a rank-0 engine computes. Z (raw and requantized) and every counter as
+    ``hss.system.run_layer`` on the ``hss.fetchbeats`` image."""
+    from types import SimpleNamespace
+
+    from hss import fetch, requant as rq
+    from hss.fetchbeats import FetchFormat
+    from hss.system import Buffers, Descriptor, layer_image as image_of, read_outputs, \
+        run_layer as golden_run
+    from test_hss_system import Memory, fmt_of
+    e = build_config(ranks, rows, cols)
+    config = SystemConfig(e, dma_bits=128, wbuf_bytes=8192, abuf_bytes=8192, qbuf_rows=64,
+                          m_chunk=chunk, fetch="shared")
+    shape = config.shape
+    fmt = FetchFormat(fmt_of(ranks, rows=rows, cols=cols))
+    assert (fmt.weight_beat_bits, fmt.act_beat_bits) == (config.weight_beat_bits,
+                                                         config.act_beat_bits)
+    rng = np.random.default_rng(m * k + n)
+    W = fetch.prune_shared(rng.integers(-128, 128, (m, k)), ranks, rows)
+    A = rng.integers(-128, 128, (k, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hss.PaddingWarning)
+        layer = fmt.pack_layer([(W, 0)], A)
+    d = Descriptor.for_layer(layer, w_addr=W_ADDR, a_addr=A_ADDR, z_addr=Z_ADDR,
+                             q_addr=Q_ADDR, requant=requant, relu=requant)
+    table = None
+    if requant:
+        Zp = np.zeros((layer.m_tiles * rows, n), np.int64)
+        Zp[:m] = W @ A
+        table = rq.pack_table(*rq.choose_scales(Zp, relu=True))
+    dram, mem = DramModel(config.dma_bits), Memory()
+    for address, data in image_of(shape, d, layer, table):
+        dram.load_bytes(address, data)
+        mem.write(address, data)
+    regs = descriptor(SimpleNamespace(m_tiles=d.m_tiles, n_tiles=d.n_tiles,
+                                      beats_per_tile=d.beats_per_tile),
+                      requant=int(requant), relu=int(requant))
+    [status] = run_layers(config, dram, [("layer", regs)], stall=stall)
+    assert status["done"] and not status["error"], status
+    want = golden_run(shape, fmt, d, mem, Buffers.at_reset(shape))
+    Z, over = read_outputs(shape, d, SimpleNamespace(read=dram.read_bytes))
+    Zw, over_w = read_outputs(shape, d, mem)
+    np.testing.assert_array_equal(Z, Zw)
+    assert not over.any() and not over_w.any()
+    if not requant:
+        np.testing.assert_array_equal(Z[:m, :n], W @ A)
+    for name in ("dram_read_bytes", "dram_write_bytes", "wbuf_reads", "wbuf_writes",
+                 "abuf_reads", "abuf_writes", "obuf_reads", "obuf_writes", "qbuf_reads",
+                 "qbuf_writes", "steps"):
+        assert status["counters"][name] == getattr(want.counts, name), name
+    c = status["counters"]
+    if stall == 0.0:       # past the first chunk's loading, a step a cycle
+        assert c["cycles"] - c["stall_weights"] - c["stall_acts"] <= c["steps"] + 40
+    if stall == 0.8:       # the output path is slower than the engine: it holds the feed
+        assert c["stall_output"] > 0

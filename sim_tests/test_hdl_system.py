@@ -22,13 +22,15 @@ EXACT = ("steps", "dram_read_bytes", "dram_write_bytes", "wbuf_reads", "wbuf_wri
 
 
 def run_on_system(config, layers, *, pause=0.2, timeout_cycles=400_000, error_at=None,
-                  before=None):
+                  before=None, fmt=None):
     """Run ``layers`` ([(segments, A, kwargs)]) through the driver on the system; results
     and the model's results (a ``DriverError`` in place of a layer's result when it ends
     in one). ``error_at(addr)``: the RAM's AXI response per beat address; ``before(i,
     descriptor)`` is called before layer ``i`` with the model's first descriptor of it."""
     engine = config.engine
-    fmt = StreamFormat.from_manifest(manifest(engine, {TOP: ports(accelerator_for(engine))}, {}))
+    if fmt is None:
+        fmt = StreamFormat.from_manifest(
+            manifest(engine, {TOP: ports(accelerator_for(engine))}, {}))
     dut = HSSSystem(config)
     sim = Simulator(dut)
     ram = AxiRamModel(dut, config.word_bytes, pause=pause, error_at=error_at)
@@ -123,3 +125,29 @@ def test_axi_errors_end_the_layer():
                             error_at=lambda a: window["resp"] if a in window["range"] else 0)
     assert [r.code.name for r, _ in results[:2]] == ["READ_SLVERR", "WRITE_DECERR"]
     _check(results[2], None, segments, A)
+
+
+def test_rank1_at_the_fetch_through_the_driver():
+    """A fetch build (``fetch="shared"``) on the whole system in Amaranth's simulator: the
+    driver reads CONFIG1.FETCH, packs with the FetchFormat, and a raw and a requantized
+    layer come out as the golden model's, every counter equal."""
+    from hss.fetch import prune_shared
+    from hss.fetchbeats import FetchFormat
+    from test_hss_system import fmt_of
+    engine = build_config("4:6,2:4", 2, 2)
+    config = SystemConfig(engine, dma_bits=128, wbuf_bytes=4096, abuf_bytes=4096,
+                          qbuf_rows=64, m_chunk=2, fetch="shared")
+    rng = np.random.default_rng(7)
+    W = prune_shared(rng.integers(-128, 128, (5, 72)), "4:6,2:4", 2)
+    A = rng.integers(-128, 128, (72, 5))
+    layers = [([(W, 0)], A, {}), ([(W, 0)], A, {"scales": np.full(5, 300),
+                                                 "shifts": np.full(5, 12), "relu": True})]
+    fmt = FetchFormat(fmt_of("4:6,2:4", rows=2, cols=2))
+    results = run_on_system(config, layers, fmt=fmt)
+    for (got, want), (segments, A_, kwargs) in zip(results, layers):
+        np.testing.assert_array_equal(got.Z, want.Z)
+        for name in EXACT:
+            assert got.counters[name] == want.counters[name], name
+    np.testing.assert_array_equal(results[0][0].Z, W @ A)
+    with pytest.raises(RuntimeError, match="rank 1 at the fetch"):
+        run_on_system(config, layers[:1])          # the engine's format: refused by probe

@@ -84,7 +84,7 @@ def test_kinds_of_the_fields(model):
     kinds = {(f.register, f.name): f.kind for f in model.fields}
     assert kinds[("ID", "ID")] == "constant"
     assert model.register("ID").reset == 0x48535331 == int.from_bytes(b"HSS1", "big")
-    assert model.register("VERSION").reset == 1 << 16
+    assert model.register("VERSION").reset == 1 << 16 | 1          # 1.1: CONFIG1.FETCH
     assert {kinds[("CTRL", n)] for n in ("START", "CLEAR")} == {"pulse"}
     assert [model.field("CTRL", n).lsb for n in ("START", "CLEAR")] == [0, 1]
     status = model.register("STATUS")
@@ -145,7 +145,8 @@ def test_the_rdl_compiles_without_warnings():
 def test_parameters_reach_the_config_registers():
     params = dict(rows=8, cols=16, value_width=4, acc_width=20, word_bytes=64, num_modes=3,
                   requant=0, tile_beats=2, wbuf_depth=70000, abuf_depth=5, qbuf_depth=1536,
-                  wbeat_words=9, abeat_words=10, tile_words=300, tile_words_requant=17)
+                  wbeat_words=9, abeat_words=10, tile_words=300, tile_words_requant=17,
+                  fetch=1)
     m = build_model(**params)
     assert dict(m.parameters) == params
     assert isinstance(m.parameters, MappingProxyType)
@@ -156,7 +157,7 @@ def test_parameters_reach_the_config_registers():
              "wbuf_depth": ("WBUF_DEPTH", "DEPTH"), "abuf_depth": ("ABUF_DEPTH", "DEPTH"),
              "qbuf_depth": ("QBUF_DEPTH", "DEPTH"), "wbeat_words": ("WBEAT_WORDS", "WORDS"),
              "abeat_words": ("ABEAT_WORDS", "WORDS"), "tile_words": ("TILE_WORDS", "RAW"),
-             "tile_words_requant": ("TILE_WORDS", "REQUANT")}
+             "tile_words_requant": ("TILE_WORDS", "REQUANT"), "fetch": ("CONFIG1", "FETCH")}
     assert set(where) == set(regmap.parameter_names())
     for name, (reg, field) in where.items():
         assert m.field(reg, field).reset == params[name], name
@@ -180,7 +181,8 @@ def test_defaults_are_the_default_build():
                     wbeat_words=math.ceil(c.weight_beat_bits / dma_bits),
                     abeat_words=math.ceil(c.act_beat_bits / dma_bits),
                     tile_words=math.ceil(tile_bits / dma_bits),
-                    tile_words_requant=math.ceil((c.rows * c.cols * 8 + 1) / dma_bits))
+                    tile_words_requant=math.ceil((c.rows * c.cols * 8 + 1) / dma_bits),
+                    fetch=0)
     assert regmap.default_parameters() == expected
     assert dict(build_model().parameters) == expected
 
@@ -217,7 +219,7 @@ def test_reference_reads_after_reset(model):
     for reg in model.registers:
         assert ref.read(reg.offset) == reg.reset, reg.name
     assert ref.read(0x000) == 0x48535331
-    assert ref.read(0x004) == 0x0001_0000
+    assert ref.read(0x004) == 0x0001_0001
     assert ref.read(0x010) == 0x1A08_0404
     assert ref.irq == 0
 

@@ -91,7 +91,7 @@ def test_ipxact_describes_every_register_and_field(written, model):
     tree = ET.parse(written[0] / "hss_system.xml")
     vlnv = [tree.getroot().find(f"ipxact:{k}", ns).text
             for k in ("vendor", "library", "name", "version")]
-    assert vlnv == ["hss-gen", "hss", "hss_system", "1.0"]
+    assert vlnv == ["hss-gen", "hss", "hss_system", "1.1"]
     regs = {r.find("ipxact:name", ns).text: r for r in tree.getroot().iter(
         f"{{{ns['ipxact']}}}register")}
     assert list(regs) == [r.name for r in model.registers]
@@ -159,7 +159,7 @@ def test_host_regmap_matches_the_model(model):
     assert {c.name: c.value for c in host.ErrorCode} == {
         m.name: m.value for m in model.field("STATUS", "ERROR_CODE").encode.members}
     assert dict(host.DEFAULT_PARAMETERS) == dict(model.parameters)
-    assert host.ID_VALUE == 0x48535331 and (host.VERSION_MAJOR, host.VERSION_MINOR) == (1, 0)
+    assert host.ID_VALUE == 0x48535331 and (host.VERSION_MAJOR, host.VERSION_MINOR) == (1, 1)
     word = host.STATUS.ERROR_CODE.put(host.ErrorCode.BAD_MODE) | host.STATUS.ERROR.put(1)
     assert word == 0x0704 and host.STATUS.ERROR_CODE.get(word) == 7
     with pytest.raises(ValueError, match="ERROR_CODE is 8 bits: 256 does not fit"):
