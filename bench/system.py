@@ -15,8 +15,10 @@ Per layer: the RTL's cycles against the roofline bound ``max(compute ideal, DRAM
 bytes per cycle)`` (``hss.system.LayerCounts``), DRAM bytes against the minimum (each
 operand once), buffer bits read per multiply, and the external bandwidth the layer would
 need at 100 MHz to be compute bound. Per build: its memories (bits, ECP5 DP16KD, modelled
-ASIC area, ``synth.memories``). Rank 1 at the fetch level is not part of hss_system yet, so
-there is no row for it here (bench fetch compares the two datapaths from the golden model).
+ASIC area, ``synth.memories``). The ``4:6,2:4 fetch`` design is the same pattern with rank
+1 selected at the activation fetch (``--fetch shared``: each m-tile's rows share their
+rank-1 blocks, abuf in banks, a rank-0 engine); its rows against the ``4:6,2:4`` design's
+are the two datapaths side by side on the same layers (the area of both: bench fetch).
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class Design:
     ranks: str
     modes: tuple
     twin: bool = False
+    fetch: str = "pe"
 
     def engine(self, side: int):
         from hdl.config import build_config
@@ -70,23 +73,30 @@ class Design:
 DESIGNS = (Design("dense twin", "4:6,2:4", (None,), twin=True),
            Design("2:4", "2:4", ("2:4",)),
            Design("4:6,2:4", "4:6,2:4", ("4:6,2:4",)),
+           Design("4:6,2:4 fetch", "4:6,2:4", ("4:6,2:4",), fetch="shared"),
            Design("HighLight", HIGHLIGHT, ("4:4,4:4", "4:6,2:4")))
 FULL = {"sides": (4, 16), "dma": (128,), "dma_sweep": ("4:6,2:4", (64, 512)),
         "layers": LAYERS, "tokens": TOKENS, "designs": DESIGNS}
 QUICK = {"sides": (4,), "dma": (128,), "dma_sweep": ("4:6,2:4", ()),
-         "layers": ("L0.query",), "tokens": 16, "designs": DESIGNS[2:3]}
+         "layers": ("L0.query",), "tokens": 16, "designs": DESIGNS[2:4]}
 
-COLUMNS = ["design", "PEs", "DMA bits", "mode", "layer", "parts", "cycles", "roofline bound",
+COLUMNS = ["design", "PEs", "DMA bits", "mode", "W error", "layer", "parts", "cycles",
+           "roofline bound",
            "of bound", "compute ideal", "DRAM bytes", "minimum", "DRAM / min",
            "buffer bits read / MAC", "MACs / cycle", "GB/s to be compute bound",
            "stalls w/a/out", "exact"]
 
 
-def _operands(layers, mode, flexible: bool):
-    """(segments, A) of each layer in ``mode`` (None: dense weights); a fixed build's one
-    mode is number 0."""
-    W = [layer.W if mode is None else hss.prune(layer.W, mode) for layer, _ in layers]
-    return [([(w, mode if flexible else 0)], A) for w, (_, A) in zip(W, layers)]
+def _operands(layers, mode, flexible: bool, shared_rows=None):
+    """(segments, A) of each layer in ``mode`` (None: dense weights; ``shared_rows``: rows
+    of an m-tile share their rank-1 blocks, rank 1 at the fetch), and each W's relative
+    pruning error; a fixed build's one mode is number 0."""
+    from gen.inputs import prune_for
+    W = [layer.W if mode is None else prune_for(layer.W, mode, shared_rows)
+         for layer, _ in layers]
+    errors = [float(np.linalg.norm(layer.W - w) / np.linalg.norm(layer.W))
+              for w, (layer, _) in zip(W, layers)]
+    return [([(w, mode if flexible else 0)], A) for w, (_, A) in zip(W, layers)], errors
 
 
 def run_build(design: Design, side: int, dma_bits: int, layer_names, tokens: int,
@@ -98,16 +108,18 @@ def run_build(design: Design, side: int, dma_bits: int, layer_names, tokens: int
     from hdl.system import HSSSystem
     from synth.memories import memories_of
     warnings.simplefilter("ignore", hss.PaddingWarning)
-    config = SystemConfig(design.engine(side), dma_bits=dma_bits)
+    config = SystemConfig(design.engine(side), dma_bits=dma_bits, fetch=design.fetch)
     by_name = {l.name: l for l in workloads.minilm_layers(PASSAGE)}
     layers = [(by_name[n], by_name[n].A[:, :tokens]) for n in layer_names]
     labels, operands = [], []
     flexible = len(config.engine.modes) > 1
+    shared_rows = side if design.fetch != "pe" else None
     for mode in design.modes:
-        for (layer, A), ops in zip(layers, _operands(layers, mode, flexible)):
+        ops_of, errors = _operands(layers, mode, flexible, shared_rows)
+        for (layer, A), ops, error in zip(layers, ops_of, errors):
             labels.append({"layer": layer.name, "mode": mode or str(config.engine.modes.mode(0)),
                            "m": layer.W.shape[0], "k": layer.W.shape[1], "n": A.shape[1],
-                           "requant": True})
+                           "requant": True, "w_error": error})
             operands.append(ops)
     tag = f"{design.name} {side}x{side} {dma_bits}-bit"
     progress(f"{tag}: recording the driver on {len(labels)} layer(s)")
@@ -121,12 +133,13 @@ def run_build(design: Design, side: int, dma_bits: int, layer_names, tokens: int
         counts, c = want.split.counts, lr.counters
         macs = label["m"] * label["k"] * label["n"]
         cycles = c.get("cycles")
-        read_bits = (c.get("wbuf_reads", 0) * config.weight_beat_bits
-                     + c.get("abuf_reads", 0) * config.act_beat_bits)
+        read_bits = (c.get("wbuf_reads", 0) * config.weight_beat_bits    # abuf: its words
+                     + c.get("abuf_reads", 0) * config.act_beat_bits // config.act_banks)
         dram = c.get("dram_read_bytes", 0) + c.get("dram_write_bytes", 0)
         rows.append({
             "design": design.name, "PEs": f"{side}x{side}", "DMA bits": dma_bits,
-            "mode": label["mode"], "layer": f"{label['layer']} {label['m']}x{label['k']}"
+            "mode": label["mode"], "W error": label["w_error"],
+            "layer": f"{label['layer']} {label['m']}x{label['k']}"
                                              f"x{label['n']}",
             "parts": lr.parts, "cycles": cycles, "roofline bound": lr.bound,
             "of bound": lr.bound / cycles if cycles else None,
@@ -144,7 +157,9 @@ def run_build(design: Design, side: int, dma_bits: int, layer_names, tokens: int
            "memories": [m.to_json() for m in memories]}
     progress(f"{tag}: {'PASS' if run.passed else 'FAIL'}, {run.cycles:,} cycles in "
              f"{run.seconds:.1f} s (build {run.build_seconds:.0f} s)")
-    return {"design": design.name, "side": side, "dma_bits": dma_bits,
+    return {"design": design.name, "side": side, "dma_bits": dma_bits, "fetch": design.fetch,
+            "weights_beat_bits": config.weight_beat_bits,
+            "array_act_port_bits": config.core.act_beat_bits,
             "multipliers": config.engine.multipliers, "passed": run.passed,
             "sim_seconds": run.seconds, "build_seconds": run.build_seconds,
             "cycles": run.cycles, "rows": rows, "memory": mem}
@@ -228,6 +243,7 @@ def _notes(results, rows, quick) -> list[str]:
                   f">= 0.95; worst: {worst['design']} {worst['PEs']} {worst['layer']}), DRAM "
                   f"traffic {max(r['DRAM / min'] for r in fits):.3f}x the minimum at most "
                   f"(target <= 1.1)."]
+    notes += _fetch_notes(results)
     big = [r for r in rows if r["design"] == "4:6,2:4" and r["PEs"] == "16x16"
            and r["DMA bits"] == 128]
     if big and not quick:
@@ -239,6 +255,36 @@ def _notes(results, rows, quick) -> list[str]:
     return notes
 
 
+def _fetch_notes(results) -> list[str]:
+    """Rank 1 in the PEs vs at the fetch, the same layers and DMA width side by side."""
+    pairs = []
+    for b in results:
+        if b["fetch"] == "pe" or b["design"] != "4:6,2:4 fetch":
+            continue
+        base = next((x for x in results if x["design"] == "4:6,2:4" and x["side"] == b["side"]
+                     and x["dma_bits"] == b["dma_bits"]), None)
+        if base is not None:
+            pairs.append((base, b))
+    if not pairs:
+        return []
+    lines = ["", "Rank 1 in the PEs (`4:6,2:4`) vs at the activation fetch (`4:6,2:4 fetch`, "
+             "`--fetch shared`), per layer (area: bench fetch):", "",
+             "| PEs | DMA bits | layer | cycles pe / fetch | of bound pe / fetch | buffer bits "
+             "read / MAC pe / fetch | W error pe / fetch | weights beat bits pe / fetch | "
+             "array act port bits pe / fetch |", "|---|---|---|---|---|---|---|---|---|"]
+    for base, fetch in pairs:
+        for r0, r1 in zip(base["rows"], fetch["rows"]):
+            lines.append(
+                f"| {base['side']}x{base['side']} | {base['dma_bits']} | {r0['layer']} | "
+                f"{r0['cycles']:,} / {r1['cycles']:,} | {r0['of bound']:.3f} / "
+                f"{r1['of bound']:.3f} | {r0['buffer bits read / MAC']:.3f} / "
+                f"{r1['buffer bits read / MAC']:.3f} | {r0['W error']:.3f} / "
+                f"{r1['W error']:.3f} | {base['weights_beat_bits']} / "
+                f"{fetch['weights_beat_bits']} | {base['array_act_port_bits']} / "
+                f"{fetch['array_act_port_bits']} |")
+    return lines
+
+
 def _plot(results, path: Path) -> None:
     """Roofline per array size: achieved MACs/cycle against MACs per DRAM byte, with the
     DMA port's roof (bytes per cycle) and each design's compute roof."""
@@ -248,7 +294,7 @@ def _plot(results, path: Path) -> None:
     sides = sorted({b["side"] for b in results})
     fig, axes = plt.subplots(1, len(sides), figsize=(6.2 * len(sides), 4.4), squeeze=False)
     colors = {"dense twin": "#4c72b0", "2:4": "#dd8452", "4:6,2:4": "#55a868",
-              "HighLight": "#c44e52"}
+              "4:6,2:4 fetch": "#8172b3", "HighLight": "#c44e52"}
     markers = {64: "v", 128: "o", 256: "s", 512: "^"}
     for ax, side in zip(axes[0], sides):
         mine = [b for b in results if b["side"] == side]

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 import hss
+from hss.fetch import prune_shared
 
-__all__ = ["InputError", "load_matrix", "random_operands", "file_sha256"]
+__all__ = ["InputError", "load_matrix", "random_operands", "prune_for", "file_sha256"]
 
 
 class InputError(ValueError):
@@ -41,11 +42,20 @@ def load_matrix(path: str, name: str) -> np.ndarray:
     return arr
 
 
-def random_operands(config, m: int, k: int, n: int, seed: int, pattern=None):
+def random_operands(config, m: int, k: int, n: int, seed: int, pattern=None,
+                    shared_rows: int | None = None):
     """Uniform random values over the full range; W projected onto ``pattern`` (default:
-    the config's pattern)."""
+    the config's pattern), with ``shared_rows`` the rows of each m-tile sharing their
+    rank-1 blocks (``hss.fetch.prune_shared``: rank 1 at the fetch)."""
     lo, hi = hss.value_range(config.width, config.signed)
     rng = np.random.default_rng(seed)
     W = rng.integers(lo, hi, (m, k), endpoint=True, dtype=np.int64)
     A = rng.integers(lo, hi, (k, n), endpoint=True, dtype=np.int64)
-    return hss.prune(W, pattern or config.pattern), A
+    return prune_for(W, pattern or config.pattern, shared_rows), A
+
+
+def prune_for(W, pattern, shared_rows: int | None = None):
+    """``hss.prune``, or with ``shared_rows`` ``hss.fetch.prune_shared`` over that many rows."""
+    if shared_rows is None:
+        return hss.prune(W, pattern)
+    return prune_shared(W, pattern, shared_rows)

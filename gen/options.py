@@ -29,7 +29,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hdl.sysconfig import DMA_WIDTHS
+from hdl.sysconfig import DMA_WIDTHS, FETCH_WAYS
 from synth.tools import cores
 
 from .board import BOARDS
@@ -144,6 +144,12 @@ class Options:
         True, "build the system's output requantization (default)", group="design",
         flag="--requant", off_flag="--no-requant",
         off_help="build the system without output requantization (no table, no qbuf)")
+    fetch: str = _option(
+        "pe", "where hss_system selects rank 1: pe (every PE selects every rank, the engine "
+        "as it is: any pattern) or shared (HighLight's split: the weight rows of an m-tile "
+        "share their rank-1 blocks, the activation fetch reads only those from abuf's banks, "
+        "the PEs keep a rank-0 mux; a fixed two-rank pattern with a sparse rank 1) "
+        "(default pe)", group="design", metavar="WAY", choices=FETCH_WAYS)
     shape: tuple[int, int, int] | None = _option(
         None, "random GEMM shape when no tensors are given (default: 2*rows, 8*group size, "
         "2*cols), e.g. 10,100,7", group="workload", metavar="M,K,N")
@@ -274,6 +280,13 @@ class Options:
         if self.dram_latency < 0:
             raise InputError(f"--dram-latency must be 0 or more cycles, got "
                              f"{self.dram_latency}")
+        if self.fetch not in FETCH_WAYS:
+            raise InputError(f"--fetch {self.fetch!r}: choose among {', '.join(FETCH_WAYS)}")
+        if self.fetch != "pe" and not self.system:
+            raise InputError("--fetch chooses hss_system's datapath; --no-system builds none")
+        if self.fetch != "pe" and self.tasd:
+            raise InputError("--fetch shared runs one pattern per layer; --tasd needs the "
+                             "PEs' modes (--fetch pe)")
         if self.testbench in ("system", "both") and not self.system:
             raise InputError(f"--testbench {self.testbench} runs hss_system; --no-system "
                              f"builds none")

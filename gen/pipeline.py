@@ -11,7 +11,8 @@ from synth.tools import ToolMissing
 
 from .area import synthesize_decompressor, synthesize_design
 from .board import board_stage
-from .emit import (DECOMPRESSOR, SYSTEM, TOP, emit_system, emit_verilog, manifest,
+from .emit import (DECOMPRESSOR, SYSTEM, SYSTEM_ENGINE, TOP, emit_system, emit_system_engine,
+                   emit_verilog, manifest,
                    ram_verilog, system_manifest, tool_versions, write_json)
 from .fusesoc import write_core
 from .inputs import InputError
@@ -211,6 +212,9 @@ def _emit_system(plan, work: Path) -> SystemBuild | None:
         return None if plan.system_refused is None else SystemBuild(None, plan.system_refused)
     text, component = emit_system(plan.system)
     (work / "rtl" / f"{SYSTEM}.v").write_text(text)
+    engine = emit_system_engine(plan.system)
+    if engine is not None:                 # rank 1 at the fetch: the system's own engine
+        (work / "rtl" / f"{SYSTEM_ENGINE}.v").write_text(engine)
     (work / "rtl" / f"{MACRO}.v").write_text(ram_verilog())
     write_all(work / "regs", component.model)
     memories = memories_of(component)
@@ -244,8 +248,8 @@ def _system_testbench(plan, work: Path):
 def _stream_format(work: Path):
     import json
 
-    from hss.beats import StreamFormat
-    return StreamFormat.from_manifest(json.loads((work / "rtl" / "manifest.json").read_text()))
+    from hss.system import system_format
+    return system_format(json.loads((work / "rtl" / "manifest.json").read_text()))
 
 
 def _run_system_testbench(plan, bench, work: Path, sim):

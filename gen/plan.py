@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 import hss
+from hss.fetch import compress_shared
 from hdl.config import build_config, is_flexible
 from hdl.stimulus import segment_vectors
 
 from synth.tools import PLAIN_RANGES, cores, is_plain
 
-from .inputs import InputError, file_sha256, load_matrix, random_operands
+from .inputs import InputError, file_sha256, load_matrix, prune_for, random_operands
 from .options import DEFAULT_MAX_ERROR, Options
 
 __all__ = ["Plan", "Layer", "MAX_NAND2_EQ", "MAX_VECTOR_BYTES"]
@@ -121,21 +122,32 @@ def _system_config(engine, o: Options):
     try:
         return SystemConfig(engine, dma_bits=o.dma_bits, wbuf_bytes=o.wbuf_kib * KIB,
                             abuf_bytes=o.abuf_kib * KIB, qbuf_rows=o.qbuf_rows,
-                            obuf_tiles=o.obuf_tiles, requant=o.requant), None
-    except ValueError as e:
+                            obuf_tiles=o.obuf_tiles, requant=o.requant,
+                            fetch=o.fetch), None
+    except (ValueError, hss.HSSError) as e:
         try:
             SystemConfig(engine)
         except ValueError as refused:
+            if o.fetch != "pe":
+                raise InputError(f"--fetch {o.fetch} builds hss_system, which refuses this "
+                                 f"engine: {refused}") from None
             return None, str(refused)
         raise InputError(f"hss_system: {e}") from None
 
 
-def _conforms_or_advise(W, pattern: hss.Pattern) -> None:
-    """``hss.check_conforms``, its error saying what to do with weights that break the
+def _conforms_or_advise(W, pattern: hss.Pattern, shared_rows: int | None = None) -> None:
+    """``hss.check_conforms`` (with ``shared_rows``: also every m-tile's rows sharing their
+    rank-1 blocks, ``hss.fetch``), its error saying what to do with weights that break the
     pattern (dense weights, typically)."""
     try:
         hss.check_conforms(W, pattern, "W")
+        if shared_rows is not None:
+            compress_shared(W, pattern, shared_rows)
     except hss.ConformanceError as e:
+        if shared_rows is not None:
+            raise InputError(f"{e}: pass --prune to project W onto {pattern} with each "
+                             f"m-tile's {shared_rows} rows sharing their rank-1 blocks (the "
+                             f"run reports the error it introduces)") from None
         raise InputError(f"{e}: pass --prune to project W onto {pattern} (the run reports the "
                          f"error it introduces), or --tasd auto to decompose W into modes of "
                          f"the build") from None
@@ -160,6 +172,11 @@ class Plan:
         self.modes = modes
         self._base = base = _config(modes, o)
         _check_size(base)
+        # rank 1 at the fetch: the rows of an m-tile share their rank-1 blocks
+        self._shared_rows = None
+        if o.fetch != "pe":
+            _system_config(base, o)              # what cannot, refused here in one line
+            self._shared_rows = o.rows
         if o.weights:
             self.layers = [self._user_layer(base, i, w, a, o.mode, o.prune)
                            for i, (w, a) in enumerate(zip(o.weights, o.activations))]
@@ -299,7 +316,8 @@ class Plan:
             pattern = self.modes.mode(mode)
             m, k, n = o.shape or (2 * o.rows, 8 * pattern.group_size, 2 * o.cols)
             _check_size(base, [(m, k, n, pattern, self._per_beat(base, mode))])
-            W, A = random_operands(base, m, k, n, o.seed + mode, pattern=pattern)
+            W, A = random_operands(base, m, k, n, o.seed + mode, pattern=pattern,
+                                   shared_rows=self._shared_rows)
             layers.append(Layer(W, A, mode, pattern, {"random_seed": o.seed + mode,
                                                       "shape": [m, k, n]}))
         return layers
@@ -329,12 +347,18 @@ class Plan:
         if prune:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", hss.PaddingWarning)
-                pruned = hss.decompose(W, pattern)
+                pruned = hss.decompose(W, pattern, pruner=self._pruner)
             return Layer(pruned.terms[0], A, mode, pattern, source, pruned=pruned)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", hss.PaddingWarning)
-            _conforms_or_advise(W, pattern)
+            _conforms_or_advise(W, pattern, self._shared_rows)
         return Layer(W, A, mode, pattern, source)
+
+    @property
+    def _pruner(self):
+        """``--prune``'s projection: ``hss.prune``, or rows sharing rank 1 (``--fetch``)."""
+        rows = self._shared_rows
+        return None if rows is None else (lambda W, p: prune_for(W, p, rows))
 
     def _fastest_conforming(self, W) -> int:
         """The mode with the fewest steps per group's worth of K among those W conforms

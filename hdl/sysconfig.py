@@ -61,6 +61,18 @@ class SystemConfig:
                              f"in {self.engine.tile_beats} beats (a tile of "
                              f"{self.engine.rows}x{self.engine.cols} sums passes Amaranth's "
                              f"signal limit): use a smaller array")
+        if self.fetch not in FETCH_WAYS:
+            raise ValueError(f"fetch must be one of {', '.join(FETCH_WAYS)}, not "
+                             f"{self.fetch!r}")
+        if self.fetch == "shared":
+            e = self.engine
+            if not isinstance(e, AcceleratorConfig):
+                raise ValueError(f"rank 1 at the fetch needs a fixed pattern, not the mode "
+                                 f"set {e.modes}")
+            rank0_pattern(e.pattern)             # two ranks, else a one-line HSSError
+            if e.pattern.rank(1).dense:
+                raise ValueError(f"rank 1 of {e.pattern} is dense: there is nothing to "
+                                 f"select at the fetch")
         if self.dma_bits not in DMA_WIDTHS:
             raise ValueError(f"dma_bits must be one of {', '.join(map(str, DMA_WIDTHS))}, "
                              f"not {self.dma_bits!r}")
@@ -83,18 +95,6 @@ class SystemConfig:
         for name, depth in (("wbuf_bytes", self.wbuf_depth), ("abuf_bytes", self.abuf_depth)):
             if depth < 1:
                 raise ValueError(f"{name} {getattr(self, name):,} holds no beat of this engine")
-        if self.fetch not in FETCH_WAYS:
-            raise ValueError(f"fetch must be one of {', '.join(FETCH_WAYS)}, not "
-                             f"{self.fetch!r}")
-        if self.fetch == "shared":
-            e = self.engine
-            if not isinstance(e, AcceleratorConfig):
-                raise ValueError(f"rank 1 at the fetch needs a fixed pattern, not the mode "
-                                 f"set {e.modes}")
-            rank0_pattern(e.pattern)             # two ranks, else a one-line HSSError
-            if e.pattern.rank(1).dense:
-                raise ValueError(f"rank 1 of {e.pattern} is dense: there is nothing to "
-                                 f"select at the fetch")
         if self.qbuf_rows < self.engine.rows:
             raise ValueError(f"qbuf_rows must hold an m-tile's {self.engine.rows} rows, "
                              f"not {self.qbuf_rows}")

@@ -175,18 +175,20 @@ class TASDResult:
                      in enumerate(zip(self.terms, self.decomposition.terms), 1))
 
 
-def decompose(W, decomposition: Decomposition | Pattern | str) -> TASDResult:
+def decompose(W, decomposition: Decomposition | Pattern | str, *, pruner=None) -> TASDResult:
     """Greedy TASD of a 2-D W: term t is ``hss.prune`` of the residual the earlier terms left.
 
     Integer W gives int64 terms (uint64 beyond int64 is refused), float W float64 terms
     (finite values only). K not a multiple of a term's group is padded as ``prune`` does.
+    ``pruner(residual, pattern)``: another projection than ``hss.prune`` (e.g. rows sharing
+    rank 1, ``hss.fetch.prune_shared``); it must keep each entry whole or not at all.
     """
     d = Decomposition.coerce(decomposition)
     residual = _wide(as_matrix(W, "W"))
     norm = _frobenius(residual)
     terms, errors, nonzeros = [], [], []
     for p in d.terms:
-        term = prune(residual, p)
+        term = (pruner or prune)(residual, p)
         residual = residual - term          # exact: each entry is kept whole or not at all
         terms.append(term)
         nonzeros.append(int(np.count_nonzero(term)))

@@ -128,7 +128,7 @@ async def identity_and_build_constants(dut):
     bench = Bench(dut)
     await bench.start()
     assert await bench.read(offset("ID")) == 0x48535331
-    assert await bench.read(offset("VERSION")) == 0x0001_0000
+    assert await bench.read(offset("VERSION")) == 0x0001_0001
     for reg in MODEL.registers:
         assert await bench.read(reg.offset) == reg.reset, reg.name
     assert await bench.read(offset("CONFIG0")) & 0xFF == MODEL.parameters["rows"]

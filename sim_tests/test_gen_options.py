@@ -140,7 +140,7 @@ def test_name_hash_covers_every_option_that_changes_the_output(tmp_path):
         "fmax": (True, {}), "board": ("ulx3s-85f", {}), "stalls": (3, {}), "trace": (True, {}),
         "dma_bits": (64, {}), "wbuf_kib": (4, {}), "abuf_kib": (4, {}), "qbuf_rows": (64, {}),
         "obuf_tiles": (3, {}), "requant": (False, {}), "system": (False, {}),
-        "testbench": ("engine", {}), "dram_latency": (20, {})}
+        "testbench": ("engine", {}), "dram_latency": (20, {}), "fetch": ("shared", {})}
     hashed = {name for name, f in FIELDS.items() if f.metadata["group"] != "run"
               and name not in ("ranks", "macs", "rows", "cols", "width", "signed")}
     assert set(changed) == hashed

@@ -216,6 +216,44 @@ def test_both_testbenches_agree(tmp_path):
     assert report["system"]["testbench"]["z_agrees_with_engine_testbench"] is True
 
 
+def test_rank1_at_the_fetch_end_to_end(tmp_path):
+    """``--fetch shared``: hss_system around its own rank-0 engine (rtl/hss_system_engine.v),
+    the manifest says so, random layers pruned with rows sharing rank 1, and both
+    testbenches pass and agree; the system lints with the files the manifest lists."""
+    out = tmp_path / "out"
+    r = gen("--ranks", "4:6,2:4", "--rows", "2", "--cols", "2", "--no-synth", *SMALL,
+            "--fetch", "shared", "--testbench", "both", "--out", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    system = json.loads((out / "rtl" / "manifest.json").read_text())["system"]
+    assert system["parameters"]["fetch"] == "shared"
+    assert system["engine"] == {"module": "hss_system_engine", "pattern": "4:4,2:4"}
+    assert system["files"] == ["hss_system.v", "hss_sdp_ram.v", "hss_system_engine.v"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "pass"
+    assert report["system"]["testbench"]["z_agrees_with_engine_testbench"] is True
+    verilator = tools.find("verilator")
+    lint = subprocess.run([*verilator.argv, "--lint-only", *LINT_OPTIONS, "--top-module",
+                           "hss_system", *system["files"]], cwd=out / "rtl",
+                          capture_output=True, text=True, timeout=600)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--ranks", "2:4"], "two-rank pattern"),
+    (["--ranks", "4:4,2:4"], "dense"),
+    (["--ranks", "4:4|4:6,2:4"], "fixed pattern"),
+    (["--ranks", "4:6,2:4", "--no-system"], "--no-system"),
+    (["--ranks", "4:6,2:4", "--tasd", "4:6,2:4"], "--tasd"),
+])
+def test_bad_fetch_options_exit_2_with_one_line(tmp_path, options, message):
+    r = gen(*options, "--fetch", "shared", "--rows", "2", "--cols", "2", "--sim", "none",
+            "--no-synth", "--out", tmp_path / "out")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_engine_testbench_on_request_and_sim_none(tmp_path):
     _, layer = _user_layer(tmp_path, m=3, k=24, n=4)
     r = gen(*USER, *layer, "--testbench", "engine", "--out", tmp_path / "e")

@@ -65,6 +65,26 @@ def test_fixed_layers_exact_both_simulators_agree_one_build_serves_all(tmp_path)
     assert all(layer.exact for layer in rest)
 
 
+def test_rank1_at_the_fetch_exact_both_simulators_agree(tmp_path):
+    """``fetch="shared"``: hss_system around hss_system_engine (the rank-0 engine), abuf in
+    banks; the fitting, split and requantized layers exact on Verilator and Icarus, cycle
+    for cycle alike, and the banks read per step those the offsets name (G1 of H1)."""
+    config = SystemConfig(build_config("4:6,2:4", 2, 2), wbuf_bytes=1024, abuf_bytes=1024,
+                          qbuf_rows=64, m_chunk=2, fetch="shared")
+    fast = systb.run_system(config, LAYERS, tmp_path / "v", seed=3, latency=5,
+                            progress=_quiet)
+    _assert_exact(fast)
+    assert (tmp_path / "v" / "rtl" / "hss_system_engine.v").exists()
+    assert not (tmp_path / "v" / "rtl" / "hss_accelerator.v").exists()
+    for layer in fast.layers:
+        c = layer.counters
+        assert c["abuf_reads"] == 4 * c["wbuf_reads"] and c["steps"] == c["wbuf_reads"]
+    slow = systb.run_system(config, LAYERS, tmp_path / "i", seed=3, latency=5,
+                            simulator="icarus", progress=_quiet)
+    _assert_exact(slow)
+    assert slow.cycles == fast.cycles
+
+
 def test_a_wrong_answer_fails(tmp_path, monkeypatch):
     """The comparison can fail: a golden Z off by one in one element is a FAIL."""
     real = systb._layer_args

@@ -29,6 +29,8 @@ import numpy as np
 import hss
 from hss import requant as hss_requant
 from hss.beats import StreamFormat
+from hss.fetch import prune_shared
+from hss.fetchbeats import FetchFormat
 from host.driver import Driver, DriverError, LayerTimeout, run_now
 from host.model import SystemModel
 from host.script import Recorder, Replay, parse_dumps, parse_reads
@@ -97,26 +99,33 @@ def system_verilog(config) -> dict[str, str]:
     """The files ``python -m gen`` writes for ``config``'s system (``gen.emit``), by file
     name, in the order a simulator reads them: ``hss_system.v`` (the engine and the
     buffers as instances), ``hss_sdp_ram.v``, ``hss_accelerator.v``."""
-    from gen.emit import (SYSTEM, TOP as ENGINE_TOP, emit_system, emit_verilog, ram_verilog,
-                          system_files)
+    from gen.emit import (SYSTEM, SYSTEM_ENGINE, emit_system, emit_system_engine,
+                          ram_verilog, system_files)
+    from gen.emit import TOP as ENGINE_TOP, emit_verilog
     from hdl.ram import MACRO
-    texts = {f"{SYSTEM}.v": emit_system(config)[0], f"{MACRO}.v": ram_verilog(),
-             f"{ENGINE_TOP}.v": emit_verilog(config.engine)[0][ENGINE_TOP]}
-    return {name: texts[name] for name in system_files()}
+    texts = {f"{SYSTEM}.v": emit_system(config)[0], f"{MACRO}.v": ram_verilog()}
+    if config.fetch == "pe":
+        texts[f"{ENGINE_TOP}.v"] = emit_verilog(config.engine)[0][ENGINE_TOP]
+    else:
+        texts[f"{SYSTEM_ENGINE}.v"] = emit_system_engine(config)
+    return {name: texts[name] for name in system_files(config)}
 
 
-def stream_format(config) -> StreamFormat:
-    """The build's stream format, from the manifest gen.emit would write for its engine."""
+def stream_format(config) -> StreamFormat | FetchFormat:
+    """The build's stream format, from the manifest gen.emit would write for its engine
+    (a ``FetchFormat`` of it with rank 1 at the fetch)."""
     from gen.emit import TOP as ENGINE_TOP, manifest, ports
     from hdl import accelerator_for
     engine = config.engine
-    return StreamFormat.from_manifest(
+    fmt = StreamFormat.from_manifest(
         manifest(engine, {ENGINE_TOP: ports(accelerator_for(engine))}, {}))
+    return fmt if config.fetch == "pe" else FetchFormat(fmt)
 
 
-def layer_operands(fmt: StreamFormat, spec: dict):
+def layer_operands(fmt: StreamFormat | FetchFormat, spec: dict):
     """A layer's segments and A, seeded: random weights pruned to the layer's mode (or a
-    TASD decomposition of random dense weights), random activations."""
+    TASD decomposition of random dense weights; with rank 1 at the fetch, pruned so that
+    each m-tile's rows share their rank-1 blocks), random activations."""
     for key in ("m", "k", "n", "seed"):
         if not isinstance(spec.get(key), int) or spec[key] < (0 if key == "seed" else 1):
             raise ValueError(f"layer {spec!r}: {key} must be a positive integer")
@@ -128,7 +137,10 @@ def layer_operands(fmt: StreamFormat, spec: dict):
         result = hss.decompose(W, spec["tasd"])
         return [(t, str(p)) for t, p in zip(result.terms, result.decomposition.terms)], A
     mode = spec.get("mode", 0)
-    return [(hss.prune(W, fmt.modes.mode(mode) if isinstance(mode, int) else mode), mode)], A
+    pattern = fmt.modes.mode(mode) if isinstance(mode, int) else mode
+    if isinstance(fmt, FetchFormat):
+        return [(prune_shared(W, pattern, fmt.rows), mode)], A
+    return [(hss.prune(W, pattern), mode)], A
 
 
 def _layer_args(segments, A, spec):
@@ -165,7 +177,7 @@ def render_folder(config, folder: Path, *, mem_bytes: int, prog_lines: int,
     go to tools.mk; ``plusargs`` are the Makefile's default ``PLUSARGS``."""
     from gen.emit import system_files
     folder.mkdir(parents=True, exist_ok=True)
-    names = system_files()
+    names = system_files(config)
     if rtl_rel is None:
         (folder / "rtl").mkdir(exist_ok=True)
         key = hashlib.sha256(repr(config).encode()).hexdigest()

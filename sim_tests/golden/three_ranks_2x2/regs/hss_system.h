@@ -20,7 +20,7 @@ extern "C" {
 #define HSS_SYSTEM__VERSION__MINOR_bm 0xffff
 #define HSS_SYSTEM__VERSION__MINOR_bp 0
 #define HSS_SYSTEM__VERSION__MINOR_bw 16
-#define HSS_SYSTEM__VERSION__MINOR_reset 0x0
+#define HSS_SYSTEM__VERSION__MINOR_reset 0x1
 #define HSS_SYSTEM__VERSION__MAJOR_bm 0xffff0000
 #define HSS_SYSTEM__VERSION__MAJOR_bp 16
 #define HSS_SYSTEM__VERSION__MAJOR_bw 16
@@ -61,6 +61,10 @@ extern "C" {
 #define HSS_SYSTEM__CONFIG1__REQUANT_bp 24
 #define HSS_SYSTEM__CONFIG1__REQUANT_bw 1
 #define HSS_SYSTEM__CONFIG1__REQUANT_reset 0x1
+#define HSS_SYSTEM__CONFIG1__FETCH_bm 0x2000000
+#define HSS_SYSTEM__CONFIG1__FETCH_bp 25
+#define HSS_SYSTEM__CONFIG1__FETCH_bw 1
+#define HSS_SYSTEM__CONFIG1__FETCH_reset 0x0
 
 // reg - hss_system.WBUF_DEPTH
 #define HSS_SYSTEM__WBUF_DEPTH__DEPTH_bm 0xffffffff
