@@ -20,7 +20,6 @@ from axi_faults import FaultyRam, pauses
 
 from hss import requant
 from hss import system as hss_system
-from hss.beats import StreamFormat
 from gen.testbench.system import layer_operands   # one definition, for both benches
 from host.driver import Driver, DriverError, run_now
 from host.model import SystemModel
@@ -79,16 +78,18 @@ async def bring_up(dut, seed: int, share: float, faults=None):
 
 
 def _shape(fmt, probe_build):
+    banks, read = hss_system.fetch_banks(fmt)
     return hss_system.SystemShape(
         fmt.rows, fmt.cols, fmt.weight_beat_bits, fmt.act_beat_bits, fmt.acc_width,
         fmt.signed, len(fmt.modes), probe_build.wbuf_depth, probe_build.abuf_depth,
-        probe_build.word_bytes * 8, 2, probe_build.qbuf_depth)
+        probe_build.word_bytes * 8, 2, probe_build.qbuf_depth, act_banks=banks,
+        banks_read=read)
 
 
 @cocotb.test()
 async def layers_match_the_golden_model(dut):
     """Every layer of the case through the driver: Z bit-exact, counters as the model's."""
-    fmt = StreamFormat.from_manifest(CASE["manifest"])
+    fmt = hss_system.system_format(CASE["manifest"])
     ram, master = await bring_up(dut, CASE.get("seed", 1), CASE.get("pauses", 0.2))
     driver = Driver(CocotbBus(master, ram), fmt, dram_base=0, dram_bytes=RAM_BYTES)
     build = await driver.probe()
@@ -124,7 +125,7 @@ async def layers_match_the_golden_model(dut):
 async def faults_end_a_layer_and_the_next_runs(dut):
     """A descriptor beyond wbuf is refused (no DRAM traffic), the driver's CLEAR lets the
     next layer run; a reset in the middle of a layer leaves the system ready."""
-    fmt = StreamFormat.from_manifest(CASE["manifest"])
+    fmt = hss_system.system_format(CASE["manifest"])
     ram, master = await bring_up(dut, CASE.get("seed", 1) + 1, CASE.get("pauses", 0.2))
     bus = CocotbBus(master, ram)
     driver = Driver(bus, fmt, dram_base=0, dram_bytes=RAM_BYTES)
@@ -164,7 +165,7 @@ async def faults_end_a_layer_and_the_next_runs(dut):
 async def axi_errors_end_the_layer(dut):
     """A read answered SLVERR and a write answered DECERR each end their layer with the
     code (the driver raises, CLEARs), nothing hangs, and the next layer is exact."""
-    fmt = StreamFormat.from_manifest(CASE["manifest"])
+    fmt = hss_system.system_format(CASE["manifest"])
     window = {"range": range(0), "resp": 0}
     ram, master = await bring_up(
         dut, CASE.get("seed", 1) + 2, CASE.get("pauses", 0.2),

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 import hss
 from fetchkit import INPUTS, plan
 from hdl.config import AcceleratorConfig
-from hdl.fetch import FetchArray, FetchRoute, Rank1Fetch
+from hdl.fetch import ActivationBanks, FetchArray, FetchRoute, Rank1Fetch
 from hss.fetch import prune_shared
 from simkit import unpack
 from synth.tools import find, verilator_flags
@@ -99,6 +99,72 @@ def test_constructor_checks():
         Rank1Fetch(hss.Pattern.parse("4:6,2:4"), 2, 8, True, 0)
     with pytest.raises(ValueError, match="cols"):
         FetchRoute(hss.Pattern.parse("4:6,2:4"), 0, 8, True)
+
+
+@pytest.mark.parametrize("pattern, cols", [("4:6,2:4", 2), ("1:4,2:4", 3), ("2:3,1:2", 1)])
+def test_activation_banks_hold_block_b_of_every_column_in_bank_b(pattern, cols):
+    """ActivationBanks (hss_system's abuf with rank 1 at the fetch): a whole activations
+    beat ``[cols][S]`` written at one address lands as H1 bank words, bank b holding
+    elements ``b*H0 ..`` of every column; each bank reads on its own enable (a bank not
+    enabled keeps its last word)."""
+    p = hss.Pattern.parse(pattern)
+    s, h0, h1, depth = p.group_size, p.H[0], p.H[1], 3
+    rng = np.random.default_rng(cols)
+    beats = rng.integers(-128, 128, (depth, cols, s))
+    dut = ActivationBanks(p, cols, 8, True, depth)
+    write = dut.write_port()
+    reads = []
+
+    async def bench(ctx):
+        for port in dut.read_ports:
+            ctx.set(port.en, 0)
+        for addr, beat in enumerate(beats):
+            ctx.set(write.addr, addr)
+            ctx.set(write.data, hss.pack_fields(beat.reshape(-1).tolist(), 8))
+            ctx.set(write.en, 1)
+            await ctx.tick()
+        ctx.set(write.en, 0)
+        for addr in range(depth):
+            for b, port in enumerate(dut.read_ports):
+                ctx.set(port.addr, addr)
+                ctx.set(port.en, b % 2 == addr % 2)   # every other bank, alternating
+            await ctx.tick()
+            reads.append([hss.unpack_fields(ctx.get(port.data), 8, cols * h0, True)
+                          for port in dut.read_ports])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-9)
+    sim.add_testbench(bench)
+    sim.run()
+    for addr, words in enumerate(reads):
+        for b, word in enumerate(words):
+            at = addr if b % 2 == addr % 2 else addr - 1       # held from the last read
+            if at < 0:
+                assert word == [0] * (cols * h0)
+                continue
+            want = beats[at].reshape(cols, h1, h0)[:, b, :].reshape(-1).tolist()
+            assert word == want, (addr, b)
+    with pytest.raises(ValueError, match="one write port"):
+        dut.write_port()
+
+
+def test_system_configs_that_cannot_select_rank1_at_the_fetch_are_refused():
+    from hdl.config import build_config
+    from hdl.sysconfig import SystemConfig
+    with pytest.raises(ValueError, match="fixed pattern"):
+        SystemConfig(build_config("4:4|4:6,2:4", 2, 2), fetch="shared")
+    with pytest.raises(hss.HSSError, match="two-rank"):
+        SystemConfig(build_config("2:4", 2, 2), fetch="shared")
+    with pytest.raises(ValueError, match="dense"):
+        SystemConfig(build_config("4:4,2:4", 2, 2), fetch="shared")
+    with pytest.raises(ValueError, match="fetch must be one of pe, shared"):
+        SystemConfig(build_config("4:6,2:4", 2, 2), fetch="banked")
+    c = SystemConfig(build_config("4:6,2:4", 4, 4, max_k=384), fetch="shared")
+    assert str(c.core.pattern) == "4:4,2:4" and c.core.max_k == 256
+    assert c.core.max_steps == c.engine.max_steps          # overflow after the same steps
+    assert (c.act_banks, c.banks_read) == (6, 4)
+    assert c.weight_beat_bits == c.core.weight_beat_bits + 4 * 3 < c.engine.weight_beat_bits
+    assert c.shape.fetch and c.shape.latency == SystemConfig(c.engine).shape.latency + 1
 
 
 def _verilator():

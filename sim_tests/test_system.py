@@ -46,7 +46,9 @@ def run_system(tmp_path, monkeypatch, config: SystemConfig, layers, *, simulator
         _verilator_env(monkeypatch)
     engine = config.engine
     man = tmp_path / "manifest.json"
-    man.write_text(json.dumps(manifest(engine, {TOP: ports(accelerator_for(engine))}, {})))
+    # the manifest's system section as far as the driver's format reads it (its fetch)
+    man.write_text(json.dumps(manifest(engine, {TOP: ports(accelerator_for(engine))}, {},
+                                       {"parameters": {"fetch": config.fetch}})))
     # the files python -m gen writes: the system with the engine and the buffers as
     # instances, the engine's own Verilog, the RAM module
     sources = []
@@ -88,6 +90,19 @@ def test_fixed_build_with_tiling_requant_and_faults(tmp_path, monkeypatch):
     driver (small buffers), a requantized one with ReLU; then the fault cases."""
     config = SystemConfig(build_config("4:6,2:4", 2, 2), wbuf_bytes=1024, abuf_bytes=1024,
                           qbuf_rows=64)
+    layers = [{"m": 5, "k": 96, "n": 3, "seed": 1},
+              {"m": 12, "k": 240, "n": 14, "seed": 2},
+              {"m": 6, "k": 48, "n": 5, "seed": 3, "requant": True, "relu": True}]
+    report = run_system(tmp_path, monkeypatch, config, layers)
+    assert report[0]["parts"] == 1 and report[1]["parts"] > 1
+
+
+def test_rank1_at_the_fetch_with_cocotbext_axi(tmp_path, monkeypatch):
+    """``fetch="shared"`` (hss_system around hss_system_engine): the driver through
+    cocotbext-axi's AxiLiteMaster and AxiRam with pauses; a fitting, a split and a
+    requantized layer, then the fault cases."""
+    config = SystemConfig(build_config("4:6,2:4", 2, 2), wbuf_bytes=1024, abuf_bytes=1024,
+                          qbuf_rows=64, m_chunk=2, fetch="shared")
     layers = [{"m": 5, "k": 96, "n": 3, "seed": 1},
               {"m": 12, "k": 240, "n": 14, "seed": 2},
               {"m": 6, "k": 48, "n": 5, "seed": 3, "requant": True, "relu": True}]
