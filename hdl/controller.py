@@ -24,7 +24,7 @@ from hss.requant import SCALE_BITS, SHIFT_BITS
 from hss.system import ErrorCode     # STATUS.ERROR_CODE: one definition, beside the golden model
 
 from .fetch import ActivationBanks, FetchRoute
-from .ram import BlockRAM
+from .ram import BlockRAM, InterleavedRAM
 from .requant import Requantizer
 from .sysconfig import SystemConfig
 
@@ -151,8 +151,13 @@ class Controller(wiring.Component):
             m.submodules.abuf = abuf = ActivationBanks(e.pattern, e.cols, e.width, e.signed,
                                                        c.abuf_depth, macro=macro)
         m.submodules.obuf = obuf = BlockRAM(c.tile_bits, c.obuf_tiles, macro=macro)
-        m.submodules.qbuf = qbuf = BlockRAM(32, c.qbuf_rows, macro=macro)
-        self._qbuf = qbuf
+        if c.requant_lanes == 1:
+            m.submodules.qbuf = qbuf = BlockRAM(32, c.qbuf_rows, macro=macro)
+            self._q_reads = [qbuf.read_port()]
+        else:                   # a tile's rows requantized several at a time
+            m.submodules.qbuf = qbuf = InterleavedRAM(32, c.qbuf_rows, c.requant_lanes,
+                                                      macro=macro)
+            self._q_reads = qbuf.read_ports
 
         # -- the layer's sizes, latched at start and checked ------------------------------
         d = _Latched(m, self)
@@ -517,98 +522,119 @@ class Controller(wiring.Component):
         with m.If(take):
             m.d.sync += [written.eq(written + 1), wp.eq(Mux(wp == slots - 1, 0, wp + 1))]
         m.d.sync += held.eq(held + take - released)
-        # out of obuf: a write command per tile, then the tile (requantized row by row
-        # with REQUANT), then its words (a shift register)
+        with m.If(starting):                # what an ended layer left in obuf is dropped
+            m.d.sync += held.eq(0)
+        # out of obuf in two stages that overlap: *prepare* takes the next tile from obuf
+        # (into ``raw``) and, with REQUANT, requantizes it ``requant_lanes`` rows a cycle
+        # (into ``gathered``); *send* issues the tile's write command and shifts its words
+        # out. The next tile is prepared while this one's words leave.
         e = c.engine
         port_out = obuf.read_port(domain="sync")
         words = Mux(d.requant, c.quant_tile_words, c.tile_words)
         tile_bytes = words * c.word_bytes
+        quant = d.requant & c.requant
+        PREP_IDLE, PREP_LOAD, PREP_ROWS, PREP_FULL = range(4)
+        prep = Signal(range(4))
+        raw = Signal(c.tile_bits)
+        gathered = Signal(e.rows * e.cols * 8)
+        # the tile going out next, stepped when its command is issued: so while a tile's
+        # words leave, it is already the tile being prepared
+        out = _TileWalk(m, d, c.m_chunk, starting, "store")
+        m.d.comb += [port_out.addr.eq(rp), port_out.en.eq(1)]
+        with m.If(starting):
+            m.d.sync += prep.eq(PREP_IDLE)
+        with m.If((prep == PREP_IDLE) & run & (runtime_error == 0) & (held != 0)):
+            m.d.sync += prep.eq(PREP_LOAD)                # obuf's port shows the tile at rp
+        counters.add("obuf_reads", 1, when=prep == PREP_LOAD)
+        with m.If(prep == PREP_LOAD):
+            m.d.comb += released.eq(1)
+            m.d.sync += [raw.eq(port_out.data), rp.eq(Mux(rp == slots - 1, 0, rp + 1)),
+                         prep.eq(Mux(quant, PREP_ROWS, PREP_FULL))]
+        if c.requant:
+            rows_done = self._requantize(m, d, prep == PREP_ROWS, raw, out.mt, gathered,
+                                         counters)
+            with m.If(rows_done):
+                m.d.sync += prep.eq(PREP_FULL)
+        # send
         shift = Signal(c.tile_words * c.dma_bits)
         left = Signal(range(c.tile_words + 1))     # words of the current tile still to send
-        phase = Signal(range(4))                   # idle, load, rows, send
-        IDLE, LOAD, ROWS, SEND = range(4)
-        m.d.comb += [port_out.addr.eq(rp), port_out.en.eq(1), write_busy.eq(phase != IDLE)]
-        out = _TileWalk(m, d, c.m_chunk, starting, "store")     # the tile going out next
-        m.d.comb += [self.wr_cmd.valid.eq(0), self.wr_cmd.payload.addr.eq(
-            d.z_addr + out.index * tile_bytes), self.wr_cmd.payload.words.eq(words)]
-        mt_out = Signal(16)                        # the m-tile of the tile going out
+        m.d.comb += [write_busy.eq(left != 0), self.wr_cmd.valid.eq(0),
+                     self.wr_cmd.payload.addr.eq(d.z_addr + out.index * tile_bytes),
+                     self.wr_cmd.payload.words.eq(words)]
         with m.If(starting):
-            m.d.sync += [left.eq(0), phase.eq(IDLE)]
-        with m.If((phase == IDLE) & run & (runtime_error == 0) & (held != 0)
-                  & (sent != written)):
+            m.d.sync += left.eq(0)
+        with m.If((prep == PREP_FULL) & (left == 0) & run & (runtime_error == 0)):
             m.d.comb += self.wr_cmd.valid.eq(1)
             with m.If(self.wr_cmd.ready):
-                m.d.sync += [phase.eq(LOAD), sent.eq(sent + 1), mt_out.eq(out.mt)]
+                overflow = raw[e.rows * e.cols * e.acc_width]
+                m.d.sync += [prep.eq(PREP_IDLE), sent.eq(sent + 1), left.eq(words),
+                             shift.eq(Mux(quant, Cat(gathered, overflow), raw))]
                 out.step()
-        raw = Signal(c.tile_bits)
-        counters.add("obuf_reads", 1, when=phase == LOAD)
-        with m.If(phase == LOAD):                  # the tile's word is on the read port
-            m.d.comb += released.eq(1)
-            m.d.sync += [raw.eq(port_out.data), rp.eq(Mux(rp == slots - 1, 0, rp + 1))]
-            with m.If(d.requant & c.requant):
-                m.d.sync += phase.eq(ROWS)
-            with m.Else():
-                m.d.sync += [phase.eq(SEND), shift.eq(port_out.data), left.eq(words)]
-        if c.requant:
-            self._requantize(m, d, phase == ROWS, raw, mt_out, shift, left, words, phase, SEND,
-                             counters)
-        m.d.comb += [self.wr_data.valid.eq(phase == SEND), self.wr_data.payload.data.eq(
-            shift[:c.dma_bits])]
+        m.d.comb += [self.wr_data.valid.eq(left != 0),
+                     self.wr_data.payload.data.eq(shift[:c.dma_bits])]
         sending = self.wr_data.valid & self.wr_data.ready
         counters.add("dram_write_bytes", c.word_bytes, when=sending)
         with m.If(sending):
             m.d.sync += [shift.eq(shift >> c.dma_bits), left.eq(left - 1)]
-            with m.If(left == 1):
-                m.d.sync += phase.eq(IDLE)
         with m.If(self.wr_done):
             m.d.sync += tiles_done.eq(tiles_done + 1)
         with m.If(run & (self.wr_error != 0)):
             m.d.comb += runtime_error.eq(Mux(self.wr_error == 3, ErrorCode.WRITE_DECERR,
                                              ErrorCode.WRITE_SLVERR))
 
-
-    def _requantize(self, m, d, rows_phase, raw, mt_out, shift, left, words, phase, send,
-                    counters):
-        """REQUANT: the tile in ``raw`` through the ``Requantizer`` a row a cycle, each row
-        with its ``qbuf`` entry (read a row ahead), the int8 rows gathered into ``shift``
-        with the tile's ``overflow`` after them."""
+    def _requantize(self, m, d, rows_phase, raw, mt, gathered, counters):
+        """REQUANT: the tile in ``raw`` (of m-tile ``mt``) through ``requant_lanes``
+        ``Requantizer``s, rows ``r*L .. r*L+L-1`` in cycle r, each row with its ``qbuf``
+        entry (read a cycle ahead, one bank per lane), the int8 rows gathered into
+        ``gathered`` in row order. Returns the signal that marks the tile's last rows
+        leaving (``gathered`` holds the tile the cycle after)."""
         c, e = self.config, self.config.engine
-        m.submodules.requantizer = rq = Requantizer(e.cols, e.acc_width, e.signed)
-        q_port = self._qbuf.read_port(domain="sync")
+        lanes = c.requant_lanes
+        steps = e.rows // lanes
+        rqs = []
+        for j in range(lanes):
+            m.submodules[f"requantizer_{j}" if lanes > 1 else "requantizer"] = rq = \
+                Requantizer(e.cols, e.acc_width, e.signed)
+            rqs.append(rq)
         row_bits = e.cols * e.acc_width
-        q_row = Signal(range(e.rows + 1))          # the next row whose entry is read
-        shown = Signal()                           # the read port shows row ``shown_row``'s
-        shown_row = Signal(range(e.rows))
-        advance = ~shown | rq.i.ready
-        m.d.comb += [q_port.addr.eq(mt_out * e.rows + q_row), q_port.en.eq(advance)]
+        q_step = Signal(range(steps + 1))          # the next step whose entries are read
+        shown = Signal()                           # the read ports show step ``shown_step``'s
+        shown_step = Signal(range(steps))
+        advance = ~shown | rqs[0].i.ready          # the lanes move in lockstep
+        base = mt * steps                          # the m-tile's first index in each bank
+        for port in self._q_reads:
+            m.d.comb += [port.addr.eq(base + q_step), port.en.eq(advance)]
         with m.If(~rows_phase):
-            m.d.sync += [q_row.eq(0), shown.eq(0)]
+            m.d.sync += [q_step.eq(0), shown.eq(0)]
         with m.Elif(advance):
-            m.d.sync += [shown.eq(q_row < e.rows), shown_row.eq(q_row)]
-            with m.If(q_row < e.rows):
-                m.d.sync += q_row.eq(q_row + 1)
+            m.d.sync += [shown.eq(q_step < steps), shown_step.eq(q_step)]
+            with m.If(q_step < steps):
+                m.d.sync += q_step.eq(q_step + 1)
         rows = [raw[r * row_bits:(r + 1) * row_bits] for r in range(e.rows)]
-        z_row = Signal(row_bits)
-        with m.Switch(shown_row):
-            for r in range(e.rows):
-                with m.Case(r):
-                    m.d.comb += z_row.eq(rows[r])
-        entry = hss_requant_entry(q_port.data)
-        m.d.comb += [rq.i.valid.eq(rows_phase & shown),
-                     Value.cast(rq.i.payload.z).eq(z_row),
-                     rq.i.payload.scale.eq(entry["scale"]), rq.i.payload.shift.eq(entry["shift"]),
-                     rq.i.payload.relu.eq(d.relu), rq.i.payload.last.eq(shown_row == e.rows - 1),
-                     rq.o.ready.eq(1)]
-        counters.add("qbuf_reads", 1, when=rq.i.valid & rq.i.ready)
+        for j, (rq, port) in enumerate(zip(rqs, self._q_reads)):
+            z_row = Signal(row_bits, name=f"z_row_{j}")
+            with m.Switch(shown_step):
+                for step in range(steps):
+                    with m.Case(step):
+                        m.d.comb += z_row.eq(rows[step * lanes + j])
+            entry = hss_requant_entry(port.data)
+            m.d.comb += [rq.i.valid.eq(rows_phase & shown),
+                         Value.cast(rq.i.payload.z).eq(z_row),
+                         rq.i.payload.scale.eq(entry["scale"]),
+                         rq.i.payload.shift.eq(entry["shift"]),
+                         rq.i.payload.relu.eq(d.relu),
+                         rq.i.payload.last.eq(shown_step == steps - 1),
+                         rq.o.ready.eq(1)]
+        counters.add("qbuf_reads", lanes, when=rqs[0].i.valid & rqs[0].i.ready)
         out_bits = e.cols * 8
-        gathered = Signal(e.rows * out_bits)
-        with m.If(rq.o.valid):
-            y = Value.cast(rq.o.payload.y)
-            step = Cat(gathered[out_bits:], y) if e.rows > 1 else y
+        done = Signal()
+        with m.If(rqs[0].o.valid):
+            ys = [Value.cast(rq.o.payload.y) for rq in rqs]
+            kept = e.rows * out_bits - lanes * out_bits
+            step = Cat(gathered[lanes * out_bits:], *ys) if kept else Cat(*ys)
             m.d.sync += gathered.eq(step)
-            with m.If(rq.o.payload.last):
-                overflow = raw[e.rows * row_bits]
-                m.d.sync += [shift.eq(Cat(step, overflow)), left.eq(words), phase.eq(send)]
+            m.d.comb += done.eq(rqs[0].o.payload.last)
+        return done
 
 
 def hss_requant_entry(word):

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from amaranth.hdl import ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import memory
 
-__all__ = ["BlockRAM", "MACRO"]
+__all__ = ["BlockRAM", "InterleavedRAM", "MACRO"]
 
 #: the Verilog module a macro BlockRAM instantiates (gen/templates/hss_sdp_ram.v.j2)
 MACRO = "hss_sdp_ram"
@@ -70,4 +70,41 @@ class BlockRAM(Elaboratable):
         wp, rp = mem.write_port(), mem.read_port(domain="sync")
         m.d.comb += [wp.addr.eq(w.addr), wp.data.eq(w.data), wp.en.eq(w.en),
                      rp.addr.eq(r.addr), rp.en.eq(r.en), r.data.eq(rp.data)]
+        return m
+
+
+class InterleavedRAM(Elaboratable):
+    """``depth`` words of ``width`` bits across ``lanes`` ``BlockRAM`` banks, word ``i`` in
+    bank ``i % lanes`` at ``i // lanes``, so that one cycle reads ``lanes`` consecutive
+    words (one per bank): hss_system's ``qbuf`` when a tile's rows are requantized
+    ``lanes`` at a time. ``write_port()`` takes a word index (``addr``), ``data``, ``en``;
+    ``read_ports[j]`` is bank j's own read port (``addr``: the index over ``lanes``).
+    ``lanes`` must be a power of two; ``lanes == 1`` is one ``BlockRAM``."""
+
+    def __init__(self, width: int, depth: int, lanes: int = 1, *, macro: bool = False):
+        if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1 \
+                or lanes & (lanes - 1):
+            raise ValueError(f"lanes must be a power of two, not {lanes!r}")
+        self.width, self.depth, self.lanes = width, depth, lanes
+        self.banks = [BlockRAM(width, -(-depth // lanes), macro=macro) for _ in range(lanes)]
+        self.read_ports = [bank.read_port() for bank in self.banks]
+        self._ports = [bank.write_port() for bank in self.banks]
+        abits = max(1, (depth - 1).bit_length())
+        self._write = SimpleNamespace(addr=Signal(abits), data=Signal(width), en=Signal())
+        self._taken = False
+
+    def write_port(self):
+        if self._taken:
+            raise ValueError("an InterleavedRAM has one write port; it was taken already")
+        self._taken = True
+        return self._write
+
+    def elaborate(self, platform):
+        m = Module()
+        w, shift = self._write, (self.lanes - 1).bit_length()
+        for j, (bank, port) in enumerate(zip(self.banks, self._ports)):
+            m.submodules[f"bank_{j}" if self.lanes > 1 else "bank"] = bank
+            here = (w.addr[:shift] == j) if shift else 1
+            m.d.comb += [port.addr.eq(w.addr >> shift), port.data.eq(w.data),
+                         port.en.eq(w.en & here)]
         return m

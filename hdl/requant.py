@@ -5,7 +5,9 @@ Why a row at a time: hss_system keeps one ``(scale, shift)`` entry per output ro
 the row's ``cols`` values share the entry. A whole tile per cycle would need ``rows``
 entries a cycle and ``rows x cols`` multipliers; a row needs ``cols`` multipliers
 (accumulator x 16 bits) and keeps up with the engine whenever a tile takes at least ``rows``
-steps, i.e. whenever ``BEATS_PER_TILE >= rows`` (a tile takes a step or more per beat).
+steps, i.e. whenever ``BEATS_PER_TILE >= rows`` (a tile takes a step or more per beat),
+and the cycles around it are hidden. Where they are not (16 rows), the controller runs
+``SystemConfig.requant_lanes`` of them side by side, ``qbuf`` in as many banks.
 
 Pipeline, two stages (``REQUANT_LATENCY`` cycles from accepting a row to offering it):
 

@@ -39,7 +39,9 @@ class SystemConfig:
     m-tiles of a chunk of the loop nest (``hss.system.tile_order``: the first chunk's
     weights are all a layer waits for before it computes at full rate), and where rank 1
     is selected (``fetch``, one of ``FETCH_WAYS``: with ``"shared"`` the system's engine is
-    ``core``, a rank-0 engine fed with the blocks the weights' rank-1 offsets name)."""
+    ``core``, a rank-0 engine fed with the blocks the weights' rank-1 offsets name), and
+    how many rows of a tile are requantized a cycle (``requant_lanes``: default 2 from 16
+    rows on, else 1; ``qbuf`` is then as many banks)."""
     engine: ArrayConfig
     dma_bits: int = 128
     addr_bits: int = 32
@@ -52,6 +54,7 @@ class SystemConfig:
     requant: bool = True
     m_chunk: int = 8
     fetch: str = "pe"
+    requant_lanes: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.engine, ArrayConfig):
@@ -95,6 +98,18 @@ class SystemConfig:
         for name, depth in (("wbuf_bytes", self.wbuf_depth), ("abuf_bytes", self.abuf_depth)):
             if depth < 1:
                 raise ValueError(f"{name} {getattr(self, name):,} holds no beat of this engine")
+        rows = self.engine.rows
+        if self.requant_lanes is None:
+            # a tile leaves at least every BEATS_PER_TILE cycles: rows / lanes cycles of
+            # requantization (and its few cycles around) keep up with 16-beat tiles up to
+            # 8 rows with one lane; at 16 rows one lane could not (bench system)
+            object.__setattr__(self, "requant_lanes", 2 if rows >= 16 and rows % 2 == 0
+                               else 1)
+        lanes = self.requant_lanes
+        if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1 \
+                or lanes & (lanes - 1) or rows % lanes:
+            raise ValueError(f"requant_lanes must be a power of two that divides the "
+                             f"{rows} rows, not {lanes!r}")
         if self.qbuf_rows < self.engine.rows:
             raise ValueError(f"qbuf_rows must hold an m-tile's {self.engine.rows} rows, "
                              f"not {self.qbuf_rows}")

@@ -306,17 +306,20 @@ def test_descriptor_checks_agree_with_the_golden_model():
     assert len(set(want)) >= 6, "the draw must reach most codes"
 
 
-@pytest.mark.parametrize("relu, chunk", [(False, 8), (True, 8), (True, 2)])
-def test_requantized_layer_matches_the_golden_model(relu, chunk):
-    """REQUANT: each tile leaves as int8 through the Requantizer, every row with its table
-    entry; Z and every counter as ``hss.system`` computes them."""
+@pytest.mark.parametrize("relu, chunk, lanes", [(False, 8, 1), (True, 8, 2), (True, 2, 2),
+                                                 (False, 2, 2)])
+def test_requantized_layer_matches_the_golden_model(relu, chunk, lanes):
+    """REQUANT: each tile leaves as int8 through the Requantizer (``lanes`` rows a cycle,
+    qbuf in as many banks), every row with its table entry; Z and every counter as
+    ``hss.system`` computes them."""
     from types import SimpleNamespace
 
     from hss import requant
     from hss.system import Descriptor, layer_counts, read_outputs
     e = build_config("4:6,2:4", 2, 2)
     config = SystemConfig(e, dma_bits=128, wbuf_bytes=8192, abuf_bytes=8192, qbuf_rows=64,
-                          m_chunk=chunk)
+                          m_chunk=chunk, requant_lanes=lanes)
+    assert config.requant_lanes == lanes
     shape = config.shape
     rng = np.random.default_rng(4 + relu)
     W = hss.prune(rng.integers(-128, 128, (6, 96)), "4:6,2:4")

@@ -11,7 +11,7 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from gen.emit import ram_verilog
-from hdl.ram import MACRO, BlockRAM
+from hdl.ram import MACRO, BlockRAM, InterleavedRAM
 
 
 def _stream(depth, width, n, seed):
@@ -50,6 +50,41 @@ def test_block_ram_reads_before_write(depth, width):
     sim.add_testbench(bench)
     sim.run()
     assert got == want
+
+
+@pytest.mark.parametrize("depth, lanes", [(8, 2), (7, 2), (12, 4)])
+def test_interleaved_ram_puts_word_i_in_bank_i_mod_lanes(depth, lanes):
+    """InterleavedRAM (qbuf with several requantization lanes): words written by index,
+    then ``lanes`` consecutive words read in one cycle, one per bank."""
+    ram = InterleavedRAM(16, depth, lanes)
+    w = ram.write_port()
+    rng = random.Random(depth * lanes)
+    words = [rng.getrandbits(16) for _ in range(depth)]
+    got = []
+
+    async def bench(ctx):
+        for i, word in enumerate(words):
+            ctx.set(w.addr, i)
+            ctx.set(w.data, word)
+            ctx.set(w.en, 1)
+            await ctx.tick()
+        ctx.set(w.en, 0)
+        for row in range(-(-depth // lanes)):
+            for port in ram.read_ports:
+                ctx.set(port.addr, row)
+            await ctx.tick()
+            got.append([ctx.get(port.data) for port in ram.read_ports])
+
+    sim = Simulator(ram)
+    sim.add_clock(1e-9)
+    sim.add_testbench(bench)
+    sim.run()
+    padded = words + [0] * (-depth % lanes)
+    assert got == [padded[r * lanes:(r + 1) * lanes] for r in range(len(got))]
+    with pytest.raises(ValueError, match="power of two"):
+        InterleavedRAM(16, 8, 3)
+    with pytest.raises(ValueError, match="one write port"):
+        ram.write_port()
 
 
 def test_block_ram_checks_its_arguments():

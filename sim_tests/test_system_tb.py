@@ -13,9 +13,10 @@ from hdl.sysconfig import SystemConfig
 
 from test_system import HIGHLIGHT
 
-# chunks of 2 m-tiles: the split layer's parts walk several chunks (hss.system.tile_order)
+# chunks of 2 m-tiles: the split layer's parts walk several chunks (hss.system.tile_order);
+# both rows of a tile requantized in one cycle (qbuf in two banks)
 FIXED = SystemConfig(build_config("4:6,2:4", 2, 2), wbuf_bytes=1024, abuf_bytes=1024,
-                     qbuf_rows=64, m_chunk=2)
+                     qbuf_rows=64, m_chunk=2, requant_lanes=2)
 LAYERS = [{"m": 5, "k": 96, "n": 3, "seed": 1},                    # fits
           {"m": 12, "k": 240, "n": 14, "seed": 2},                 # split by the driver
           {"m": 6, "k": 48, "n": 5, "seed": 3, "requant": True, "relu": True}]
