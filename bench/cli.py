@@ -39,8 +39,10 @@ SUMMARY = {
     "system": "hss_system on MiniLM's layers in Verilator: cycles vs roofline, DRAM bytes "
               "vs minimum, memories (bench/system.py)",
     "fuzz": "constrained-random cosimulation campaign (bench/fuzz.py)",
+    "fuzz_system": "constrained-random hss_system builds and layers in Verilator "
+                   "(bench/fuzz_system.py)",
     "dse": "design-space exploration on Dask from a TOML spec (bench/dse.py)",
-    "all": f"every benchmark but fuzz and dse: {', '.join(BENCHMARKS)}",
+    "all": f"every benchmark but fuzz, fuzz_system and dse: {', '.join(BENCHMARKS)}",
 }
 
 #: Every option a benchmark module may read, with the value it has where it is not offered.
@@ -55,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog="python -m bench NAME --help: the options of NAME")
     sub = p.add_subparsers(dest="which", required=True, metavar="NAME",
                            title="benchmarks")
-    for name in (*BENCHMARKS, "fuzz", "dse", "all"):
+    for name in (*BENCHMARKS, "fuzz", "fuzz_system", "dse", "all"):
         s = sub.add_parser(name, help=SUMMARY[name], description=SUMMARY[name])
         s.set_defaults(**DEFAULTS)
         if name != "dse":
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--max-side", type=_positive(int), default=None, metavar="N",
                            help="largest square array, one of 1, 2, 4, ..., 64 (default 64; "
                                 "2 with --quick)")
-        if name == "fuzz":
+        if name in ("fuzz", "fuzz_system"):
             s.add_argument("--minutes", type=_positive(float), default=None,
                            help="stop starting cases after this long (default 20; 2 with "
                                 "--quick)")

@@ -16,6 +16,8 @@ event happens.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -151,7 +153,9 @@ class Controller(wiring.Component):
             m.submodules.abuf = abuf = ActivationBanks(e.pattern, e.cols, e.width, e.signed,
                                                        c.abuf_depth, macro=macro)
         m.submodules.obuf = obuf = BlockRAM(c.tile_bits, c.obuf_tiles, macro=macro)
-        if c.requant_lanes == 1:
+        if not c.requant:           # no table, no qbuf: its write port drives nothing
+            qbuf, self._q_reads = None, []
+        elif c.requant_lanes == 1:
             m.submodules.qbuf = qbuf = BlockRAM(32, c.qbuf_rows, macro=macro)
             self._q_reads = [qbuf.read_port()]
         else:                   # a tile's rows requantized several at a time
@@ -317,7 +321,9 @@ class Controller(wiring.Component):
             m.d.sync += [w_loaded.eq(0), a_loaded.eq(0), w_word.eq(0), a_word.eq(0),
                          q_left.eq(0), q_index.eq(0)]
 
-        w_port, a_port, q_port = wbuf.write_port(), abuf.write_port(), qbuf.write_port()
+        w_port, a_port = wbuf.write_port(), abuf.write_port()
+        q_port = qbuf.write_port() if qbuf is not None else \
+            SimpleNamespace(addr=Signal(16), data=Signal(32), en=Signal())
         word = self.rd_data.payload.data
         taking = self.rd_data.valid & self.rd_data.ready
         job = Signal(range(len(jobs) + 1))

@@ -51,7 +51,7 @@ _PARAMETER_RULES = {
     "fetch": (0, 1, "1 with rank 1 selected at the activation fetch, else 0"),
     "wbuf_depth": (1, None, "words of wbuf"),
     "abuf_depth": (1, None, "words of abuf"),
-    "qbuf_depth": (1, None, "entries of qbuf"),
+    "qbuf_depth": (0, None, "entries of qbuf, 0 without requantization"),
     "wbeat_words": (1, None, "DMA words per weights beat"),
     "abeat_words": (1, None, "DMA words per activations beat"),
     "tile_words": (1, None, "DMA words per output tile"),

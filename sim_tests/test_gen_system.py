@@ -254,6 +254,19 @@ def test_bad_fetch_options_exit_2_with_one_line(tmp_path, options, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_build_without_requantization_has_no_qbuf_and_runs(tmp_path):
+    """``--no-requant``: the system is built without qbuf (QBUF_DEPTH reads 0) and its
+    testbench passes (this crashed in the register map before the system fuzzer found it)."""
+    out = tmp_path / "out"
+    r = gen("--ranks", "2:4", "--rows", "2", "--cols", "2", "--no-synth", *SMALL,
+            "--no-requant", "--testbench", "both", "--out", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    system = json.loads((out / "rtl" / "manifest.json").read_text())["system"]
+    assert system["register_map"]["parameters"]["qbuf_depth"] == 0
+    assert not any("qbuf" in name for name in system["buffers"])
+    assert json.loads((out / "report.json").read_text())["status"] == "pass"
+
+
 def test_engine_testbench_on_request_and_sim_none(tmp_path):
     _, layer = _user_layer(tmp_path, m=3, k=24, n=4)
     r = gen(*USER, *layer, "--testbench", "engine", "--out", tmp_path / "e")
