@@ -180,7 +180,8 @@ class DMARead(_Engine):
     final word.
 
     Up to ``outstanding`` bursts are in flight (issued, data not all returned), and only
-    as many as the data FIFO (``fifo_depth`` words, default ``outstanding * max_burst``,
+    as many as the data FIFO (``fifo_depth`` words, default ``outstanding * max_burst``
+    and at least 3,
     block RAM) has room for, counting what is in it and what is still to come: ``rready``
     is high whenever the engine is out of reset, so the R channel never waits for ``data``
     and a slow consumer slows only AR.
@@ -198,9 +199,13 @@ class DMARead(_Engine):
                        {"data": data_bits, "last": 1}))),
                    **axi.axi4_read_members(data_bits, addr_bits, id_bits)}
         super().__init__(members, data_bits, addr_bits, id_bits, max_burst, outstanding)
+        # every burst in flight, and three words at least: a SyncFIFOBuffered of depth 2
+        # is a 1-word FIFO before its output register, so it refuses a word in the cycle
+        # after a word entered it empty, and R beats are never refused (a lost word: the
+        # single-beat bursts of bench fuzz_system hung the system)
         if fifo_depth is None:
-            fifo_depth = outstanding * max_burst
-        self.fifo_depth = _check_int("fifo_depth", fifo_depth, max(max_burst, 2), 1 << 16)
+            fifo_depth = max(3, outstanding * max_burst)
+        self.fifo_depth = _check_int("fifo_depth", fifo_depth, max(max_burst, 3), 1 << 16)
 
     def elaborate(self, platform):
         m = Module()

@@ -117,8 +117,9 @@ def stream_format(config) -> StreamFormat | FetchFormat:
     from gen.emit import TOP as ENGINE_TOP, manifest, ports
     from hdl import accelerator_for
     engine = config.engine
-    fmt = StreamFormat.from_manifest(
-        manifest(engine, {ENGINE_TOP: ports(accelerator_for(engine))}, {}))
+    top = accelerator_for(engine)
+    top._MustUse__silence = True            # built for its ports only, never elaborated
+    fmt = StreamFormat.from_manifest(manifest(engine, {ENGINE_TOP: ports(top)}, {}))
     return fmt if config.fetch == "pe" else FetchFormat(fmt)
 
 
