@@ -46,11 +46,13 @@ BENCH_QUICK_OUT ?= build/bench-quick
 bench-quick: $(STAMP)
 	$(PY) -m bench all --quick --out $(BENCH_QUICK_OUT)
 
-# Two minutes of the constrained-random cosimulation campaign (python -m bench fuzz); CI runs
-# it. A failing case is shrunk and saved with its reproducer under $(FUZZ_OUT)/fuzz-failures.
+# Two minutes of each constrained-random cosimulation campaign (python -m bench fuzz of
+# engines, fuzz_system of whole systems); CI runs them. A failing case is saved with its
+# reproducer under $(FUZZ_OUT)/fuzz-failures.
 FUZZ_OUT ?= build/fuzz-quick
 fuzz-quick: $(STAMP)
 	$(PY) -m bench fuzz --minutes 2 --seed 2 --out $(FUZZ_OUT)
+	$(PY) -m bench fuzz_system --minutes 2 --seed 2 --out $(FUZZ_OUT)
 
 clean:
 	rm -rf build .pytest_cache .hypothesis

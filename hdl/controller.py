@@ -316,7 +316,9 @@ class Controller(wiring.Component):
         w_word, a_word = Signal(range(c.weight_words + 1)), Signal(range(c.act_words + 1))
         q_word = Signal(c.dma_bits)
         q_left = Signal(range(per_word + 1))            # entries of q_word still to write
-        q_index = Signal(range(c.qbuf_rows + 1))
+        # the entry being written: it runs past the table to the end of its last word (the
+        # padding, not written), so it must not wrap before qbuf_rows + a word's entries
+        q_index = Signal(range(c.qbuf_rows + per_word + 1))
         with m.If(starting):
             m.d.sync += [w_loaded.eq(0), a_loaded.eq(0), w_word.eq(0), a_word.eq(0),
                          q_left.eq(0), q_index.eq(0)]

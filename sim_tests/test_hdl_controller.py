@@ -306,9 +306,11 @@ def test_descriptor_checks_agree_with_the_golden_model():
     assert len(set(want)) >= 6, "the draw must reach most codes"
 
 
-@pytest.mark.parametrize("relu, chunk, lanes", [(False, 8, 1), (True, 8, 2), (True, 2, 2),
-                                                 (False, 2, 2)])
-def test_requantized_layer_matches_the_golden_model(relu, chunk, lanes):
+@pytest.mark.parametrize("relu, chunk, lanes, qbuf_rows, dma_bits", [
+    (False, 8, 1, 64, 128), (True, 8, 2, 64, 128), (True, 2, 2, 64, 128),
+    (False, 2, 2, 64, 128),
+    (True, 8, 1, 6, 512)])     # a table word of 16 entries, qbuf of 6: its index must not wrap
+def test_requantized_layer_matches_the_golden_model(relu, chunk, lanes, qbuf_rows, dma_bits):
     """REQUANT: each tile leaves as int8 through the Requantizer (``lanes`` rows a cycle,
     qbuf in as many banks), every row with its table entry; Z and every counter as
     ``hss.system`` computes them."""
@@ -317,8 +319,8 @@ def test_requantized_layer_matches_the_golden_model(relu, chunk, lanes):
     from hss import requant
     from hss.system import Descriptor, layer_counts, read_outputs
     e = build_config("4:6,2:4", 2, 2)
-    config = SystemConfig(e, dma_bits=128, wbuf_bytes=8192, abuf_bytes=8192, qbuf_rows=64,
-                          m_chunk=chunk, requant_lanes=lanes)
+    config = SystemConfig(e, dma_bits=dma_bits, wbuf_bytes=8192, abuf_bytes=8192,
+                          qbuf_rows=qbuf_rows, m_chunk=chunk, requant_lanes=lanes)
     assert config.requant_lanes == lanes
     shape = config.shape
     rng = np.random.default_rng(4 + relu)
