@@ -207,7 +207,8 @@ def summarize(records, seconds, jobs, seed, minutes, command):
     for key, label in DIMENSIONS:
         counts = Counter(str(r[key]) for r in records)
         fails = Counter(str(r[key]) for r in failures)
-        rows += [[label, k, counts[k], fails[k]] for k in sorted(counts)]
+        # a mode set's "|" would end a Markdown cell
+        rows += [[label, k.replace("|", "\\|"), counts[k], fails[k]] for k in sorted(counts)]
     split = sum(any(p > 1 for p in r.get("parts", [])) for r in records)
     refused = [r for r in records if r.get("refused")]
     notes = [f"Seed {seed}, {minutes:g} minutes on {jobs} workers: {len(records)} cases in "

@@ -15,10 +15,11 @@ Per layer: the RTL's cycles against the roofline bound ``max(compute ideal, DRAM
 bytes per cycle)`` (``hss.system.LayerCounts``), DRAM bytes against the minimum (each
 operand once), buffer bits read per multiply, and the external bandwidth the layer would
 need at 100 MHz to be compute bound. Per build: its memories (bits, ECP5 DP16KD, modelled
-ASIC area, ``synth.memories``). The ``4:6,2:4 fetch`` design is the same pattern with rank
-1 selected at the activation fetch (``--fetch shared``: each m-tile's rows share their
-rank-1 blocks, abuf in banks, a rank-0 engine); its rows against the ``4:6,2:4`` design's
-are the two datapaths side by side on the same layers (the area of both: bench fetch).
+ASIC area, ``synth.memories``); for a few builds the logic, synthesized (``logic_area``).
+The ``4:6,2:4 fetch`` design is the same pattern with rank 1 selected at the activation
+fetch (``--fetch shared``: each m-tile's rows share their rank-1 blocks, abuf in banks, a
+rank-0 engine); its rows against the ``4:6,2:4`` design's are the two datapaths side by
+side on the same layers (the area of both: bench fetch).
 """
 from __future__ import annotations
 
@@ -165,6 +166,42 @@ def run_build(design: Design, side: int, dma_bits: int, layer_names, tokens: int
             "cycles": run.cycles, "rows": rows, "memory": mem}
 
 
+#: the builds whose logic is synthesized (design name, side): the area flow maps no memory
+AREA_FULL = (("4:6,2:4", 4), ("4:6,2:4 fetch", 4), ("4:6,2:4", 16), ("4:6,2:4 fetch", 16))
+AREA_QUICK = (("4:6,2:4", 4),)
+
+
+def logic_area(design: Design, side: int, workdir: Path) -> dict:
+    """NAND2-eq of a system's logic: its emitted Verilog (engine and system modules) with
+    the buffers as black boxes (``hss_sdp_ram``'s ports only), the composed fast flow
+    (``synth.flows.area_nand2_composed``); the DMA's data FIFO, a memory the report's
+    memory table counts as SRAM, is taken out of the DMA's figure."""
+    from gen.emit import ram_verilog
+    from gen.testbench.system import system_verilog
+    from hdl.sysconfig import SystemConfig
+    from synth.flows import area_nand2_composed
+    config = SystemConfig(design.engine(side), fetch=design.fetch)
+    texts = system_verilog(config)
+    texts["hss_sdp_ram.v"] = ram_verilog(blackbox=True)
+    progress(f"{design.name} {side}x{side}: synthesizing the system's logic")
+    report = area_nand2_composed("\n".join(texts.values()), "hss_system", workdir, fast=True)
+    mods = {name: m["total_area"] for name, m in report["modules"].items() if m["instances"]}
+    engine = next(v for k, v in mods.items() if "." not in k and k != "hss_system")
+    fifo = mods.get("hss_system.dma_read.fifo", 0.0)
+    parts = {"engine": engine,
+             "fetch route": mods.get("hss_system.controller.fetch", 0.0),
+             "requantizers": sum(v for k, v in mods.items()
+                                 if k.startswith("hss_system.controller.requantizer")),
+             "registers": mods.get("hss_system.registers", 0.0),
+             "DMA (without its data FIFO)": mods.get("hss_system.dma_read", 0.0) - fifo
+             + mods.get("hss_system.dma_write", 0.0)}
+    total = report["total"]["area"] - fifo
+    parts["controller (the rest)"] = mods.get("hss_system.controller", 0.0) \
+        - parts["fetch route"] - parts["requantizers"]
+    return {"design": design.name, "side": side, "total": round(total),
+            "parts": {k: round(v) for k, v in parts.items()}, "dma_fifo": round(fifo)}
+
+
 def _builds(plan):
     out = [(d, s, b) for d in plan["designs"] for s in plan["sides"] for b in plan["dma"]]
     name, widths = plan["dma_sweep"]
@@ -177,23 +214,27 @@ def run(args) -> int:
     plan = QUICK if args.quick else FULL
     workloads.minilm_layers(PASSAGE)          # a missing package fails here, in one line
     builds = _builds(plan)
+    by_name = {d.name: d for d in DESIGNS}
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-system-") as tmp, \
             concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        areas = [pool.submit(logic_area, by_name[name], side, Path(tmp) / f"a{i}")
+                 for i, (name, side) in enumerate(AREA_QUICK if args.quick else AREA_FULL)]
         futures = [pool.submit(run_build, d, s, b, plan["layers"], plan["tokens"],
                                Path(tmp) / f"b{i}")
                    for i, (d, s, b) in enumerate(builds)]
         for f in futures:
             results.append(f.result())
+        areas = [f.result() for f in areas]
     rows = [r for b in results for r in b["rows"]]
     table_rows = [[r[c] for c in COLUMNS] for r in rows]
-    notes = _notes(results, rows, args.quick)
+    notes = _notes(results, rows, args.quick) + _area_notes(areas)
     t = Table("system", "hss_system on MiniLM's linear layers (Verilator, the emitted RTL)",
               COLUMNS, table_rows, args.command, notes)
     write_outputs(t, args.out, args.machine)
     (args.out / "system.json").write_text(json.dumps(
         {"machine": args.machine, "command": args.command, "latency": LATENCY,
-         "builds": results}, indent=1) + "\n")
+         "builds": results, "logic_area": areas}, indent=1) + "\n")
     _plot(results, args.out / "system.png")
     print(f"wrote {args.out / 'system.json'} and {args.out / 'system.png'}")
     return 0 if all(b["passed"] for b in results) else 1
@@ -253,6 +294,22 @@ def _notes(results, rows, quick) -> list[str]:
                       for r in big) + " (one DDR4-3200 x64 channel gives 25.6 GB/s, "
                   "LPDDR4-3200 x32 12.8 GB/s)."]
     return notes
+
+
+def _area_notes(areas) -> list[str]:
+    """The system's logic beside its engine's (NAND2-eq; the memories are the table above)."""
+    names = list(areas[0]["parts"]) if areas else []
+    lines = ["", "Logic of the system (NAND2-eq, Yosys + ABC to cells.lib, composed fast flow; "
+             "the buffers black boxes, the DMA's data FIFO, a memory, left out: it is "
+             "in the memory table):", "",
+             "| design | PEs | " + " | ".join(names) + " | total logic | system / engine |",
+             "|---|---|" + "---|" * (len(names) + 2)]
+    for a in areas:
+        p = a["parts"]
+        lines.append(f"| {a['design']} | {a['side']}x{a['side']} | "
+                     + " | ".join(f"{p[n]:,}" for n in names)
+                     + f" | {a['total']:,} | {(a['total'] - p['engine']) / p['engine']:.3f} |")
+    return lines
 
 
 def _fetch_notes(results) -> list[str]:
