@@ -30,8 +30,9 @@ def test_every_build_is_valid_and_the_draws_cover_the_options(draws):
                      f"flexible={len(config.engine.modes) > 1}",
                      f"stalls={case['stall_seed'] is not None}"})
         seen.update(f"layer_requant={bool(l.get('requant'))}" for l in case["layers"])
+        seen.update([f"slverr={bool(case['slverr'])}"])
     for key in ("fetch=shared", "fetch=pe", "lanes=2", "requant=False", "dma=64", "dma=512",
-                "flexible=True", "stalls=False", "layer_requant=True"):
+                "flexible=True", "stalls=False", "layer_requant=True", "slverr=True"):
         assert seen[key] >= 5, (key, seen)
 
 
@@ -50,7 +51,25 @@ def test_a_real_case_passes_and_a_wrong_answer_fails(tmp_path, monkeypatch):
         return golden, kwargs
     monkeypatch.setattr(systb, "_layer_args", off_by_one)
     record = fz.fuzz_one(2, int(case["case_id"].split("-c")[1]), str(tmp_path / "work"),
-                         str(tmp_path / "failures"))
-    assert record["kind"] == "mismatch"
-    assert (tmp_path / "failures" / case["case_id"] / "case.json").is_file()
+                         str(tmp_path / "failures"), shrink_budget=2)
+    assert record["kind"] == "mismatch" and record["shrink_runs"] == 2
+    folder = tmp_path / "failures" / case["case_id"]
+    assert (folder / "case.json").is_file() and (folder / "minimal.json").is_file()
     assert "replay" in record["reproducer"]
+
+
+def test_an_slverr_case_ends_its_first_layer_and_runs_the_rest():
+    case = next(c for c in (fz.generate_case(3, i) for i in range(80))
+                if c["slverr"] and len(c["layers"]) > 1)
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as tmp:
+        out = fz.run_case(case, Path(tmp))
+    assert out["kind"] is None, out["detail"][-2000:]
+
+
+def test_simplifications_are_smaller():
+    case = next(c for c in (fz.generate_case(4, i) for i in range(50)) if len(c["layers"]) > 1)
+    smaller = list(fz.simplifications(case))
+    assert any(len(c["layers"]) < len(case["layers"]) for c in smaller)
+    assert all(c != case for c in smaller)
