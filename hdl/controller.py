@@ -101,6 +101,42 @@ class _TileWalk:
             sync += [sig.eq(0) for sig, _ in self._per_n]
 
 
+class _BeatIssue:
+    """The loop nest's beats: beat ``b`` of the tile the walk is at (``w_index``,
+    ``a_index``: the beats' places from the buffers' bases), whether both have arrived,
+    ``issue`` when the feed may read them, ``at_last`` (registered with the read: the
+    tile's last beat, from the count, so that a bad image cannot leave a tile open), the
+    wbuf-read and stall counters. ``advance`` (driven by the feed: its first stage takes a
+    beat this cycle) moves it on."""
+
+    def __init__(self, m, d, chunk, starting, run, feed_done, w_loaded, a_loaded,
+                 runtime_error, counters):
+        self.b = b = Signal(16)
+        w_tile, a_tile = Signal(COUNT_BITS), Signal(COUNT_BITS)     # mt * BPT, nt * BPT
+        walk = _TileWalk(m, d, chunk, starting, "feed", per_m=[(w_tile, d.bpt)],
+                         per_n=[(a_tile, d.bpt)])
+        m.d.comb += feed_done.eq(walk.done)
+        with m.If(starting):
+            m.d.sync += b.eq(0)
+        self.w_index, self.a_index = w_tile + b, a_tile + b
+        arrived_w, arrived_a = self.w_index < w_loaded, self.a_index < a_loaded
+        self.issue = issue = run & (runtime_error == 0) & ~feed_done & arrived_w & arrived_a
+        self.advance = advance = Signal()
+        self.at_last = Signal()
+        with m.If(advance):
+            m.d.sync += self.at_last.eq(b + 1 == d.bpt)
+        counters.add("wbuf_reads", 1, when=advance & issue)
+        with m.If(advance & issue):
+            with m.If(b + 1 == d.bpt):
+                m.d.sync += b.eq(0)
+                walk.step()
+            with m.Else():
+                m.d.sync += b.eq(b + 1)
+        waiting = run & (runtime_error == 0) & ~feed_done & advance
+        counters.add("stall_weights", 1, when=waiting & ~arrived_w)
+        counters.add("stall_acts", 1, when=waiting & arrived_w & ~arrived_a)
+
+
 class Controller(wiring.Component):
     """One layer of ``hss_system`` at a time. Ports: the descriptor and ``start``/``clear``
     (from the registers), ``busy``/``done``/``error``/``error_code`` and one-cycle
@@ -378,54 +414,34 @@ class Controller(wiring.Component):
     # -- the engine's inputs: the loop nest over the buffers -------------------------------
     def _feed(self, m, d, run, starting, wbuf, abuf, w_loaded, a_loaded, w_beats, a_beats,
               feed_done, counters, runtime_error):
-        if self.config.fetch != "pe":
-            return self._feed_fetch(m, d, run, starting, wbuf, abuf, w_loaded, a_loaded,
-                                    feed_done, counters, runtime_error)
         c, e = self.config, self.config.engine
-        b = Signal(16)
-        w_tile, a_tile = Signal(COUNT_BITS), Signal(COUNT_BITS)     # mt * BPT, nt * BPT
-        walk = _TileWalk(m, d, c.m_chunk, starting, "feed", per_m=[(w_tile, d.bpt)],
-                         per_n=[(a_tile, d.bpt)])
-        m.d.comb += feed_done.eq(walk.done)
+        nest = _BeatIssue(m, d, c.m_chunk, starting, run, feed_done, w_loaded, a_loaded,
+                          runtime_error, counters)
+        if c.fetch != "pe":
+            return self._feed_fetch(m, d, run, starting, wbuf, abuf, nest, counters)
         w_port = wbuf.read_port(domain="sync")
         a_port = abuf.read_port(domain="sync")
         shown = Signal()                    # the read ports show a beat pair for the engine
         with m.If(starting):
-            m.d.sync += [b.eq(0), shown.eq(0)]
-        w_index, a_index = w_tile + b, a_tile + b
+            m.d.sync += shown.eq(0)
         bad_mode = Signal()
         ok = ~bad_mode
         taken = self.weights.valid & self.weights.ready
         advance = ~shown | taken
-        arrived_w, arrived_a = w_index < w_loaded, a_index < a_loaded
-        issue = run & (runtime_error == 0) & ~feed_done & arrived_w & arrived_a
-        # the tile ends after BEATS_PER_TILE beats whatever the stored ``last`` bits say, so
-        # that a bad image cannot leave a tile open
-        at_last = Signal()
-        with m.If(advance):
-            m.d.sync += at_last.eq(b + 1 == d.bpt)
+        m.d.comb += nest.advance.eq(advance)
         last_at = e.weight_beat_layout()["last"].offset
         beat = Signal(c.weight_beat_bits)
-        m.d.comb += [beat.eq(w_port.data), beat[last_at].eq(at_last)]
-        m.d.comb += [w_port.addr.eq(d.w_base + w_index), a_port.addr.eq(d.a_base + a_index),
+        m.d.comb += [beat.eq(w_port.data), beat[last_at].eq(nest.at_last)]
+        m.d.comb += [w_port.addr.eq(d.w_base + nest.w_index),
+                     a_port.addr.eq(d.a_base + nest.a_index),
                      w_port.en.eq(advance), a_port.en.eq(advance),
                      self.weights.payload.eq(beat),
                      self.activations.payload.eq(a_port.data),
                      self.weights.valid.eq(shown & ok & run),
                      self.activations.valid.eq(shown & ok & run)]
-        counters.add("wbuf_reads", 1, when=advance & issue)
-        counters.add("abuf_reads", 1, when=advance & issue)
+        counters.add("abuf_reads", 1, when=advance & nest.issue)
         with m.If(advance):
-            m.d.sync += shown.eq(issue)
-            with m.If(issue):
-                with m.If(b + 1 == d.bpt):
-                    m.d.sync += b.eq(0)
-                    walk.step()
-                with m.Else():
-                    m.d.sync += b.eq(b + 1)
-        waiting = run & (runtime_error == 0) & ~feed_done & advance
-        counters.add("stall_weights", 1, when=waiting & ~arrived_w)
-        counters.add("stall_acts", 1, when=waiting & arrived_w & ~arrived_a)
+            m.d.sync += shown.eq(nest.issue)
         # a flexible build's beats carry their mode: one outside the set ends the layer,
         # and each beat takes its mode's steps
         steps = Signal(8)
@@ -445,43 +461,33 @@ class Controller(wiring.Component):
         with m.If(run & bad_mode):
             m.d.comb += runtime_error.eq(ErrorCode.BAD_MODE)
 
-    def _feed_fetch(self, m, d, run, starting, wbuf, abuf, w_loaded, a_loaded, feed_done,
-                    counters, runtime_error):
+    def _feed_fetch(self, m, d, run, starting, wbuf, abuf, nest, counters):
         """The feed with rank 1 at the fetch, a pipeline of two stages that move together
         when the next one is free: ``wbuf`` is read first (stage 1 shows the beat and its
         rank-1 offsets), then only the ``abuf`` banks the offsets name (stage 2: the beat
         without its offsets, and the G1 fetched blocks, to the rank-0 engine). The loop
-        nest, the arrival checks and the stall counters are ``_feed``'s."""
+        nest, the arrival checks and the stall counters are ``_BeatIssue``'s, as for
+        ``_feed``."""
         c, e = self.config, self.config.engine
-        b = Signal(16)
-        w_tile, a_tile = Signal(COUNT_BITS), Signal(COUNT_BITS)     # mt * BPT, nt * BPT
-        walk = _TileWalk(m, d, c.m_chunk, starting, "feed", per_m=[(w_tile, d.bpt)],
-                         per_n=[(a_tile, d.bpt)])
-        m.d.comb += feed_done.eq(walk.done)
         w_port = wbuf.read_port(domain="sync")
         m.submodules.fetch = route = FetchRoute(e.pattern, e.cols, e.width, e.signed)
         shown = Signal()                    # stage 1: wbuf's read port shows a beat
         shown2 = Signal()                   # stage 2: a beat pair for the engine
         with m.If(starting):
-            m.d.sync += [b.eq(0), shown.eq(0), shown2.eq(0)]
-        w_index, a_index = w_tile + b, a_tile + b
+            m.d.sync += [shown.eq(0), shown2.eq(0)]
         taken = self.weights.valid & self.weights.ready
         advance2 = ~shown2 | taken
         advance = ~shown | advance2
-        arrived_w, arrived_a = w_index < w_loaded, a_index < a_loaded
-        issue = run & (runtime_error == 0) & ~feed_done & arrived_w & arrived_a
-        at_last = Signal()
-        with m.If(advance):
-            m.d.sync += at_last.eq(b + 1 == d.bpt)
+        m.d.comb += nest.advance.eq(advance)
         core_bits = c.core.weight_beat_bits
         last_at = c.core.weight_beat_layout()["last"].offset
         beat = Signal(core_bits)
-        m.d.comb += [beat.eq(w_port.data[:core_bits]), beat[last_at].eq(at_last)]
-        m.d.comb += [w_port.addr.eq(d.w_base + w_index), w_port.en.eq(advance)]
+        m.d.comb += [beat.eq(w_port.data[:core_bits]), beat[last_at].eq(nest.at_last)]
+        m.d.comb += [w_port.addr.eq(d.w_base + nest.w_index), w_port.en.eq(advance)]
         # stage 1 -> 2: the banks the offsets name, at the activations beat of stage 1
         a_row = Signal.like(d.a_base)
         with m.If(advance):
-            m.d.sync += a_row.eq(d.a_base + a_index)
+            m.d.sync += a_row.eq(d.a_base + nest.a_index)
         m.d.comb += [route.en.eq(advance2), route.offsets.eq(w_port.data[core_bits:])]
         for bank, port in enumerate(abuf.read_ports):
             m.d.comb += [port.addr.eq(a_row), port.en.eq(advance2 & route.bank_en[bank]),
@@ -493,19 +499,9 @@ class Controller(wiring.Component):
                      self.activations.payload.eq(Value.cast(route.acts)),
                      self.weights.valid.eq(shown2 & run),
                      self.activations.valid.eq(shown2 & run)]
-        counters.add("wbuf_reads", 1, when=advance & issue)
         counters.add("abuf_reads", sum(route.bank_en), when=advance2 & shown)
         with m.If(advance):
-            m.d.sync += shown.eq(issue)
-            with m.If(issue):
-                with m.If(b + 1 == d.bpt):
-                    m.d.sync += b.eq(0)
-                    walk.step()
-                with m.Else():
-                    m.d.sync += b.eq(b + 1)
-        waiting = run & (runtime_error == 0) & ~feed_done & advance
-        counters.add("stall_weights", 1, when=waiting & ~arrived_w)
-        counters.add("stall_acts", 1, when=waiting & arrived_w & ~arrived_a)
+            m.d.sync += shown.eq(nest.issue)
         counters.add("steps", c.core.steps_per_beat(0), when=taken)
 
     # -- the engine's tiles: into the output buffer, out to DRAM --------------------------
