@@ -13,7 +13,7 @@ from hdl.controller import Controller
 from hdl.stimulus import segment_vectors
 
 __all__ = ["LayerImage", "layer_image", "words_of", "beat_of", "Bench", "DramModel",
-           "read_server", "serve_writes"]
+           "read_server", "serve_writes", "wrong_golden"]
 
 
 def words_of(value: int, bits: int, word_bits: int) -> list[int]:
@@ -200,3 +200,17 @@ async def serve_writes(ctx, dut, dram: DramModel, *, stall=0.3, seed=2, latency=
                     dram.load(current[0], current[2])
                     pending.append(latency)
                 current = None
+
+
+def wrong_golden(monkeypatch) -> None:
+    """Make the system testbench's golden Z off by one in one element (its first), so a
+    test can see that a wrong answer is a FAIL."""
+    from gen.testbench import system as systb
+    real = systb._layer_args
+
+    def off_by_one(segments, A, spec):
+        golden, kwargs = real(segments, A, spec)
+        golden = golden.copy()
+        golden[0, 0] += 1
+        return golden, kwargs
+    monkeypatch.setattr(systb, "_layer_args", off_by_one)

@@ -293,18 +293,10 @@ def test_burst_splitter_matches_the_golden_rule(word_bytes, max_burst, seed):
 
 # ---- DMARead's credits: rready never has to fall -------------------------------------
 
-def test_dma_read_issues_no_more_than_its_fifo_takes():
-    """A consumer that takes nothing for a while: the engine issues ARs for at most
-    ``fifo_depth`` words, every R beat is taken (``rready`` high throughout), and once the
-    consumer takes, all words arrive in order with ``last`` on each command's final one."""
-    dut = DMARead(64, max_burst=4, outstanding=4, fifo_depth=6)
-    commands = [(0x100, 13), (0xFF8, 3), (0x2000, 1)]
-    words = [(a // 8 + i) & 0xFFFF for a, n in commands for i in range(n)]
-    lasts = [int(i == n - 1) for _, n in commands for i in range(n)]
-    state = {"ar_beats": 0, "refused": 0}
-
+def _instant_read_slave(dut, state):
+    """An AXI slave process answering each AR at once, one beat a cycle, data = the word
+    address (low 16 bits); counts AR beats and R beats ``rready`` refused in ``state``."""
     async def slave(ctx):
-        """AXI slave answering each AR at once, one beat a cycle, data = word address."""
         pending = []
         ctx.set(dut.arready, 1)
         while True:
@@ -321,6 +313,19 @@ def test_dma_read_issues_no_more_than_its_fifo_takes():
             if pending:
                 ctx.set(dut.rdata, pending[0][0] & 0xFFFF)
                 ctx.set(dut.rlast, pending[0][1])
+    return slave
+
+
+def test_dma_read_issues_no_more_than_its_fifo_takes():
+    """A consumer that takes nothing for a while: the engine issues ARs for at most
+    ``fifo_depth`` words, every R beat is taken (``rready`` high throughout), and once the
+    consumer takes, all words arrive in order with ``last`` on each command's final one."""
+    dut = DMARead(64, max_burst=4, outstanding=4, fifo_depth=6)
+    commands = [(0x100, 13), (0xFF8, 3), (0x2000, 1)]
+    words = [(a // 8 + i) & 0xFFFF for a, n in commands for i in range(n)]
+    lasts = [int(i == n - 1) for _, n in commands for i in range(n)]
+    state = {"ar_beats": 0, "refused": 0}
+    slave = _instant_read_slave(dut, state)
 
     async def consumer(ctx):
         ctx.set(dut.data.ready, 0)
@@ -353,22 +358,8 @@ def test_dma_read_loses_no_word_with_short_bursts(max_burst, outstanding):
     commands = [(0x100, 13), (0xFF8, 3), (0x2000, 1), (0x3000, 7)]
     words = [(a // 8 + i) & 0xFFFF for a, n in commands for i in range(n)]
     lasts = [int(i == n - 1) for _, n in commands for i in range(n)]
-    state = {}
-
-    async def slave(ctx):
-        pending = []
-        ctx.set(dut.arready, 1)
-        while True:
-            _, _, arvalid, araddr, arlen = await ctx.tick().sample(
-                dut.arvalid, dut.araddr, dut.arlen)
-            if pending:
-                pending.pop(0)
-            if arvalid:
-                pending += [(araddr // 8 + i, i == arlen) for i in range(arlen + 1)]
-            ctx.set(dut.rvalid, bool(pending))
-            if pending:
-                ctx.set(dut.rdata, pending[0][0] & 0xFFFF)
-                ctx.set(dut.rlast, pending[0][1])
+    state = {"ar_beats": 0, "refused": 0}
+    slave = _instant_read_slave(dut, state)
 
     async def consumer(ctx):
         state["got"] = await receive(ctx, dut.data, len(words), stall=0.5, seed=3)

@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from bench import fuzz_system as fz
+from systemkit import wrong_golden
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +42,7 @@ def test_a_real_case_passes_and_a_wrong_answer_fails(tmp_path, monkeypatch):
                 if c["build"]["fetch"] == "shared")
     good = fz.run_case(case, tmp_path / "good")
     assert good["kind"] is None and good["cycles"] > 0, good["detail"][-2000:]
-    from gen.testbench import system as systb
-    real = systb._layer_args
-
-    def off_by_one(segments, A, spec):
-        golden, kwargs = real(segments, A, spec)
-        golden = golden.copy()
-        golden[0, 0] += 1
-        return golden, kwargs
-    monkeypatch.setattr(systb, "_layer_args", off_by_one)
+    wrong_golden(monkeypatch)
     record = fz.fuzz_one(2, int(case["case_id"].split("-c")[1]), str(tmp_path / "work"),
                          str(tmp_path / "failures"), shrink_budget=2)
     assert record["kind"] == "mismatch" and record["shrink_runs"] == 2

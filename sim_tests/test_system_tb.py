@@ -11,6 +11,7 @@ from gen.testbench import system as systb
 from hdl.config import build_config
 from hdl.sysconfig import SystemConfig
 
+from systemkit import wrong_golden
 from test_system import HIGHLIGHT
 
 # chunks of 2 m-tiles: the split layer's parts walk several chunks (hss.system.tile_order);
@@ -88,14 +89,7 @@ def test_rank1_at_the_fetch_exact_both_simulators_agree(tmp_path):
 
 def test_a_wrong_answer_fails(tmp_path, monkeypatch):
     """The comparison can fail: a golden Z off by one in one element is a FAIL."""
-    real = systb._layer_args
-
-    def off_by_one(segments, A, spec):
-        golden, kwargs = real(segments, A, spec)
-        golden = golden.copy()
-        golden[0, 0] += 1
-        return golden, kwargs
-    monkeypatch.setattr(systb, "_layer_args", off_by_one)
+    wrong_golden(monkeypatch)
     run = systb.run_system(FIXED, LAYERS[:1], tmp_path, seed=3, simulator="icarus",
                            progress=_quiet)
     assert run.tb_pass and not run.passed and run.verdict == "FAIL"
